@@ -1,0 +1,27 @@
+# Two commands do all set-up on a fresh machine:  make run  and  make test.
+# Both create .venv and install requirements on first use; later runs skip what is installed.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+
+.PHONY: install run test lint demo clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m rag demo
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(PY) -m ruff check rag tests
+
+clean:
+	rm -rf $(VENV) index cache .pytest_cache

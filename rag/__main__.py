@@ -1,0 +1,249 @@
+"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,make-model}.
+
+Errors print one actionable line (`error: ...`) and exit non-zero; no tracebacks for user errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import Settings
+from .errors import RagError
+from .events import Done, Error, Hits, Status, Token
+
+MiB = 1024 * 1024
+
+
+def _engine(start: bool = True):
+    from .engine import Engine
+
+    return Engine(Settings.from_env(), start=start)
+
+
+def cmd_ingest(args) -> int:
+    engine = _engine()
+
+    def progress(done: int, total: int, name: str) -> None:
+        if name:
+            print(f"[{done + 1}/{total}] {name}", file=sys.stderr)
+
+    report = engine.ingest(args.paths, progress)
+    for r in report.results:
+        if r.status == "error":
+            print(f"error: {r.message}", file=sys.stderr)
+        else:
+            print(f"{r.status:9} {r.chunks:5} chunks  {r.path}")
+    print(f"index {report.version}: {report.chunks_added} chunks added, {len(report.errors)} file(s) failed")
+    return 1 if report.errors and len(report.errors) == len(report.results) else 0
+
+
+def _source_line(i: int, hit) -> str:
+    page = f", page {hit.page}" if hit.page else ""
+    return f"[{i}] {hit.source}{page} (score {hit.score:.3f})"
+
+
+def cmd_ask(args, engine=None) -> int:
+    engine = engine or _engine()
+    hits, done = [], None
+    for event in engine.ask(args.question, wait_for_model=not args.no_wait):
+        if isinstance(event, Hits):
+            hits = event.hits
+        elif isinstance(event, Token) and not args.json:
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Status) and not args.json and event.stage == "queued":
+            print(f"(queued, {event.position} ahead)", file=sys.stderr)
+        elif isinstance(event, Error):
+            print(f"error: {event.message}", file=sys.stderr)
+            return 1
+        elif isinstance(event, Done):
+            done = event
+    if args.json:
+        print(json.dumps({**done.as_dict(), "sources": [
+            {"n": i, "source": h.source, "page": h.page, "score": round(h.score, 4), "text": h.text}
+            for i, h in enumerate(hits, 1)]}, ensure_ascii=False, indent=1))
+        return 0
+    print()
+    if hits:
+        print("\nSources:")
+        for i, hit in enumerate(hits, 1):
+            print("  " + _source_line(i, hit))
+    hit_note = f"cache hit ({done.cache})" if done.cache else "cache miss"
+    print(f"\n{hit_note} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
+          + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")
+          + (f" · {done.reason}" if done.reason else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_status(args) -> int:
+    engine = _engine()
+    for part in (engine.index, engine.model):
+        try:
+            part.get(timeout=args.timeout)
+        except (RagError, TimeoutError):
+            pass  # the failure is part of the status shown below
+    status = engine.status()
+    if args.json:
+        print(json.dumps(status, indent=1, default=str))
+        return 0
+    for name, part in status["parts"].items():
+        extra = f" in {part['load_seconds']:.2f}s" if part["load_seconds"] else ""
+        print(f"{name:9} {part['state']}{extra}" + (f": {part['error']}" if part["error"] else ""))
+    if status["index"]:
+        i = status["index"]
+        print(f"index     {i['version']}: {i['documents']} documents, {i['chunks']} chunks")
+    c = status["cache"]
+    print(f"cache     {c['exact']} exact + {c['semantic']} semantic hits, {c['miss']} misses, "
+          f"{c['entries']} entries (hit rate {c['hit_rate']:.0%})")
+    m = status["memory"]
+    print(f"memory    RAM {m['ram_available'] // MiB} MiB free of {m['ram_total'] // MiB} MiB, "
+          f"RSS {m['rss'] // MiB} MiB, pressure {m['pressure']}; " + (m["gpu_note"] or f"{len(m['gpus'])} GPU(s)"))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from . import memory
+    from .gguf_meta import read_meta
+
+    settings = Settings.from_env()
+    if settings.model_path is None:
+        raise RagError("no GGUF in models/: place one or set MODEL_PATH to plan for it")
+    meta = read_meta(settings.model_path)
+    reading = memory.probe()
+    plan = memory.plan(meta, settings, reading)
+    print(f"model    {meta.path} ({meta.file_size / MiB:.0f} MiB, {meta.architecture}, {meta.quantization}, "
+          f"{meta.n_layer} layers, {meta.n_head}/{meta.n_head_kv} heads, context {meta.context_length})")
+    gpus = ", ".join(f"{g.name} {g.free // MiB}/{g.total // MiB} MiB free" for g in reading.gpus)
+    print(f"machine  {reading.physical_cores} cores, RAM {reading.ram_available // MiB}/{reading.ram_total // MiB} "
+          f"MiB free; {gpus or reading.gpu_note}")
+    for name, choice in plan.choices.items():
+        cost = f"  [{choice.bytes / MiB:.0f} MiB]" if choice.bytes else ""
+        print(f"{name:16} {str(choice.value):>8}  {choice.reason}{cost}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .cache import AnswerCache
+
+    settings = Settings.from_env()
+    if args.action == "clear":
+        AnswerCache(settings.cache_dir).clear()
+        print("answer cache cleared")
+        return 0
+    if args.action == "warm":
+        if not args.file:
+            raise RagError("cache warm needs a file of questions, one per line")
+        engine = _engine()
+        questions = [q.strip() for q in Path(args.file).read_text(encoding="utf-8").splitlines() if q.strip()]
+        for question in questions:
+            done = [e for e in engine.ask(question, wait_for_model=True) if isinstance(e, (Done, Error))][-1]
+            note = done.message if isinstance(done, Error) else (
+                "already cached" if done.cache else "retrieval only, not cached" if done.retrieval_only else "cached")
+            print(f"{note:28} {question}")
+        return 0
+    print(json.dumps(AnswerCache(settings.cache_dir).stats(), indent=1))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    from .index import IndexStore
+
+    store = IndexStore(Settings.from_env().index_dir)
+    for doc in store.documents():
+        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {doc['source']}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    from .index import IndexStore
+
+    store = IndexStore(Settings.from_env().index_dir)
+    matches = [d["doc_id"] for d in store.documents() if d["doc_id"].startswith(args.doc_id)]
+    if len(matches) != 1:
+        raise RagError(f"{len(matches)} documents match {args.doc_id!r}; give a longer id from `python -m rag docs`")
+    print(f"deleted; index {store.commit(delete=matches)}")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    report = _engine().reindex()
+    for r in report.errors:
+        print(f"error: {r.message}", file=sys.stderr)
+    print(f"index {report.version}: rebuilt with {report.chunks_added} chunks")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """What `make run` does until the UI lands: index the bundled guide and answer one question."""
+    from .config import PROJECT_ROOT
+
+    engine = _engine()
+    report = engine.ingest([PROJECT_ROOT / "docs"])
+    print(f"indexed the bundled guide (index {report.version}); model: {engine.settings.model_path or 'none'}")
+    question = "How do I add documents?"
+    print(f"\n> {question}\n")
+    return cmd_ask(argparse.Namespace(question=question, json=False, no_wait=False), engine)
+
+
+def cmd_make_model(args) -> int:
+    from .modelgen import PRESETS, write_model
+
+    path = write_model(args.out, PRESETS[args.preset], seed=args.seed)
+    print(f"wrote {path} ({path.stat().st_size / MiB:.1f} MiB, preset {args.preset}, random weights)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rag", description="AI-CHAT: chat with your documents, locally.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("ingest", help="add files or folders to the index")
+    s.add_argument("paths", nargs="+")
+    s.set_defaults(func=cmd_ingest)
+    s = sub.add_parser("ask", help="ask a question; streams the answer, then its sources")
+    s.add_argument("question")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    s.add_argument("--no-wait", action="store_true", help="answer retrieval-only if the model is not loaded yet")
+    s.set_defaults(func=cmd_ask)
+    s = sub.add_parser("status", help="load states, plan, memory, index and cache statistics")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the model to load")
+    s.set_defaults(func=cmd_status)
+    sub.add_parser("plan", help="print the memory plan for MODEL_PATH with reasons").set_defaults(func=cmd_plan)
+    s = sub.add_parser("cache", help="answer cache: stats, clear, or warm FILE of questions")
+    s.add_argument("action", choices=["stats", "clear", "warm"])
+    s.add_argument("file", nargs="?")
+    s.set_defaults(func=cmd_cache)
+    sub.add_parser("docs", help="list indexed documents").set_defaults(func=cmd_docs)
+    s = sub.add_parser("delete", help="remove a document (id prefix from `docs`)")
+    s.add_argument("doc_id")
+    s.set_defaults(func=cmd_delete)
+    sub.add_parser("reindex", help="rebuild the index from the documents' files").set_defaults(func=cmd_reindex)
+    sub.add_parser("demo", help="index docs/ and ask one question (what `make run` does)").set_defaults(
+        func=cmd_demo)
+    s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
+    s.add_argument("out")
+    s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_make_model)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

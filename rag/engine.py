@@ -1,0 +1,229 @@
+"""Engine: owns the lazily loaded embedder, index and model and answers questions.
+
+Creating an Engine starts loading all three in background threads and returns at once. `ask()`
+yields events (see events.py): it serves cached answers, retrieves, and generates under the
+model's ticket lock; with no usable model it answers retrieval-only instead of failing.
+`ingest()`, `delete_document()` and `reindex()` change the index; `status()` gathers what the
+memory panel and `status --json` show. The Engine never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from . import memory, prompt, retrieve
+from .cache import AnswerCache, scope_key
+from .config import Settings
+from .embeddings import load_embedder
+from .errors import ModelError, RagError
+from .events import Done, Error, Hits, Status, Token
+from .gguf_meta import GGUFMeta, read_meta
+from .index import Hit, IndexStore
+from .ingest import IngestReport, ingest
+from .lazy import Lazy
+from .llm import GenerationStats, LocalLLM
+
+log = logging.getLogger(__name__)
+MARGIN_TOKENS = 16  # slack between the prompt + answer and n_ctx
+
+
+class Engine:
+    def __init__(self, settings: Settings, start: bool = True):
+        self.settings = settings
+        self.meta: GGUFMeta | None = None
+        self.plan: memory.Plan | None = None
+        self.embedder = Lazy("embedder", lambda: load_embedder(settings.embed_model))
+        self.index = Lazy("index", self._open_index)
+        self.model = Lazy("model", self._load_model)
+        self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
+        self._pressure_level = memory.SAFE
+        if start:
+            for part in (self.index, self.model, self.embedder):
+                part.start()
+
+    # ---- loading ---------------------------------------------------------------------------
+    def _open_index(self) -> IndexStore:
+        params = {"chunk_tokens": self.settings.chunk_tokens, "chunk_overlap": self.settings.chunk_overlap}
+        return IndexStore(self.settings.index_dir, params)
+
+    def _load_model(self) -> LocalLLM:
+        path = self.settings.model_path
+        if path is None:
+            raise ModelError("no GGUF in models/: place one or set MODEL_PATH; answering from your documents "
+                             "only until then")
+        self.meta = read_meta(path)
+        self.plan = memory.plan(self.meta, self.settings, memory.probe())
+        for warning in self.plan.warnings:
+            log.warning("%s", warning)
+        return LocalLLM(path, self.plan, self.meta.chat_template)
+
+    def model_fingerprint(self) -> str:
+        path = self.settings.model_path
+        if path is None or not path.exists():
+            return "none"
+        st = path.stat()
+        return hashlib.sha256(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+    def _model_or_reason(self, wait: bool) -> tuple[LocalLLM | None, str]:
+        if wait and self.model.state != "failed":
+            try:
+                return self.model.get(), ""
+            except RagError as exc:
+                return None, str(exc)
+        if self.model.ready:
+            return self.model.peek(), ""
+        if self.model.state == "failed":
+            return None, str(self.model.error)
+        return None, "the model is still loading"
+
+    # ---- asking ----------------------------------------------------------------------------
+    def gen_params(self) -> dict:
+        s = self.settings
+        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_k": s.top_k}
+
+    def ask(self, question: str, history: list[dict] = (), cancel: threading.Event | None = None,
+            wait_for_model: bool = False) -> Iterator:
+        """Answer `question` as a stream of events; never raises for user-facing problems."""
+        began = time.perf_counter()
+        question = " ".join(question.split())
+        if not question:
+            yield Error("the question is empty: type a question about your documents")
+            return
+        try:
+            yield from self._ask(question, list(history), cancel, wait_for_model, began)
+        except RagError as exc:
+            yield Error(str(exc))
+
+    def _ask(self, question, history, cancel, wait_for_model, began) -> Iterator:
+        yield Status("retrieving")
+        store = self.index.get()
+        if wait_for_model and not self.model.ready and self.model.state != "failed":
+            yield Status("loading", "model")
+        model, reason = self._model_or_reason(wait_for_model)
+        scope = scope_key(store.version, self.model_fingerprint(), self.gen_params(), history)
+        if model is not None and (hit := self.cache.lookup_exact(question, scope)):
+            yield from self._cached(hit, began)
+            return
+        if not self.embedder.ready:
+            yield Status("loading", "embedder")
+        embedder = self.embedder.get()
+        store.check_embedder(embedder.id, embedder.dim)
+        t0 = time.perf_counter()
+        vector = embedder.embed_batch([question])[0]
+        if model is not None and (hit := self.cache.lookup_semantic(question, scope, vector)):
+            yield from self._cached(hit, began)
+            return
+        hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=vector)
+        retrieval_ms = (time.perf_counter() - t0) * 1000
+        if model is None:
+            answer = retrieve.retrieval_only_answer(hits, reason)
+            yield Hits(hits[:3])
+            yield Token(answer)
+            yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=retrieval_ms,
+                       total_ms=(time.perf_counter() - began) * 1000)
+            return
+        self.cache.count("miss")
+        yield from self._generate(model, question, history, hits, cancel, retrieval_ms, began,
+                                  lambda answer, used: self.cache.store(question, scope, answer,
+                                                                        [_hit_dict(h) for h in used], vector))
+
+    def _cached(self, hit, began: float) -> Iterator:
+        self.cache.count(hit.kind)
+        yield Hits([Hit(**h) for h in hit.hits])
+        yield Token(hit.answer)
+        yield Done(hit.answer, cache=hit.kind, total_ms=(time.perf_counter() - began) * 1000)
+
+    def _generate(self, model: LocalLLM, question, history, hits, cancel, retrieval_ms, began, store) -> Iterator:
+        max_tokens = min(self.settings.max_tokens, model.n_ctx // 2)
+        budget = model.n_ctx - max_tokens - MARGIN_TOKENS
+        built = prompt.build(question, history, hits, model.count_chat, budget)
+        yield Hits(built.hits)
+        ticket = model.lock.take()
+        with model.lock.hold_reporting(ticket) as waiting:
+            for position in waiting:
+                yield Status("queued", position=position)
+            yield Status("generating")
+            stats, parts = GenerationStats(), []
+            deadline = time.monotonic() + self.settings.gen_timeout_s
+            for piece in model.stream(built.messages, max_tokens, self.settings.temperature, stats, cancel, deadline):
+                parts.append(piece)
+                yield Token(piece)
+        answer = "".join(parts).strip()
+        complete = stats.finish_reason in ("stop", "length")
+        if complete and answer:
+            store(answer, built.hits)
+        reason = {"cancelled": "stopped by the user", "timeout":
+                  f"stopped after GEN_TIMEOUT_S={self.settings.gen_timeout_s:g}s"}.get(stats.finish_reason, "")
+        yield Done(answer, reason=reason, finish_reason=stats.finish_reason, retrieval_ms=retrieval_ms,
+                   first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
+                   tokens_per_s=stats.tokens_per_s, prompt_tokens=stats.prompt_tokens,
+                   reused_tokens=stats.reused_tokens, completion_tokens=stats.completion_tokens,
+                   total_ms=(time.perf_counter() - began) * 1000,
+                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns})
+
+    # ---- documents -------------------------------------------------------------------------
+    def ingest(self, paths, progress=None, names: dict[str, str] | None = None) -> IngestReport:
+        embedder, store = self.embedder.get(), self.index.get()
+        store.check_embedder(embedder.id, embedder.dim)
+        return ingest(paths, embedder, store, self.settings.chunk_tokens, self.settings.chunk_overlap,
+                      progress, names)
+
+    def delete_document(self, doc_id: str) -> str:
+        return self.index.get().commit(delete=[doc_id])
+
+    def reindex(self, progress=None) -> IngestReport:
+        """Rebuild the index from the documents' files with the current embedder and chunking."""
+        embedder, store = self.embedder.get(), self.index.get()
+        docs = store.documents()
+        names = {d["path"]: d["source"] for d in docs}
+        return ingest([Path(d["path"]) for d in docs], embedder, store, self.settings.chunk_tokens,
+                      self.settings.chunk_overlap, progress, names, reset=True)
+
+    # ---- status ----------------------------------------------------------------------------
+    def status(self) -> dict:
+        reading = memory.probe()
+        level, used = memory.pressure(reading)
+        self._react_to_pressure(level)
+        model = self.model.peek()
+        store = self.index.peek()
+        return {
+            "parts": {p.name: {"state": p.state, "load_seconds": p.load_seconds,
+                               "error": str(p.error) if p.error else None}
+                      for p in (self.embedder, self.index, self.model)},
+            "model": {"path": str(self.settings.model_path) if self.settings.model_path else None,
+                      "file_bytes": self.meta.file_size if self.meta else None,
+                      "architecture": self.meta.architecture if self.meta else None,
+                      "quantization": self.meta.quantization if self.meta else None,
+                      "n_ctx": model.n_ctx if model else None,
+                      "queue": model.lock.waiting if model else 0},
+            "plan": self.plan.summary() if self.plan else None,
+            "memory": {"ram_total": reading.ram_total, "ram_available": reading.ram_available,
+                       "rss": reading.rss, "gpus": [vars(g) for g in reading.gpus], "gpu_note": reading.gpu_note,
+                       "pressure": level, "used_fraction": round(used, 3)},
+            "index": {"version": store.version, "chunks": store.count(), "documents": len(store.documents()),
+                      "embedder": store.manifest.get("embedder")} if store else None,
+            "cache": self.cache.stats(),
+            "settings": {"low_vram": self.settings.low_vram, "max_tokens": self.settings.max_tokens,
+                         "top_k": self.settings.top_k, "semantic_cache": self.settings.semantic_cache},
+        }
+
+    def _react_to_pressure(self, level: str) -> None:
+        """At CRITICAL or worse: collect garbage and drop the cache's in-memory handle, logged once per change."""
+        if level == self._pressure_level:
+            return
+        self._pressure_level = level
+        if level in (memory.CRITICAL, memory.EMERGENCY):
+            self.cache.close()
+            freed = gc.collect()
+            log.warning("memory pressure %s: ran gc (%d objects) and released the cache handle", level, freed)
+
+
+def _hit_dict(hit: Hit) -> dict:
+    return {"chunk_id": hit.chunk_id, "score": hit.score, "text": hit.text, "source": hit.source,
+            "page": hit.page, "doc_id": hit.doc_id}

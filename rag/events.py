@@ -1,0 +1,47 @@
+"""Events yielded by Engine.ask(), in order: Status*, Hits, Token*, Done | Error."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Status:
+    stage: str  # loading | retrieving | queued | generating
+    detail: str = ""
+    position: int = 0  # places ahead in the queue when stage == "queued"
+
+
+@dataclass
+class Hits:
+    hits: list  # index.Hit, numbered from 1 in this order
+
+
+@dataclass
+class Token:
+    text: str
+
+
+@dataclass
+class Done:
+    answer: str
+    cache: str | None = None  # exact | semantic | None
+    retrieval_only: bool = False
+    reason: str = ""  # why retrieval-only, or why generation stopped early
+    finish_reason: str = ""
+    retrieval_ms: float = 0.0
+    first_token_ms: float | None = None
+    tokens_per_s: float = 0.0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    completion_tokens: int = 0
+    total_ms: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Error:
+    message: str

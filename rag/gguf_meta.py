@@ -1,0 +1,204 @@
+"""Read a GGUF file's header, metadata and tensor table without loading its weights.
+
+Gives what the memory planner needs (layers, heads, KV heads, head sizes, training context, bytes
+per layer) and turns every way a download goes wrong into a specific ModelError. Arrays (the
+vocabulary) are skipped, not decoded, so this stays fast on 150k-token vocabularies. It does not
+validate the weights themselves; llama.cpp does that when it loads them.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ModelError
+
+_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_KEEP_ARRAYS = {"tokenizer.ggml.tokens"}  # only its length is kept
+
+
+@dataclass
+class GGUFMeta:
+    path: Path
+    file_size: int
+    architecture: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    key_length: int
+    value_length: int
+    context_length: int
+    n_vocab: int
+    quantization: str
+    layer_bytes: list[int]
+    other_bytes: int
+    chat_template: str | None = None
+    metadata: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(self.layer_bytes) + self.other_bytes
+
+    def kv_bytes(self, n_ctx: int, bytes_per_elem: float = 2.0, n_layers: int | None = None) -> int:
+        """KV cache = n_ctx x layers x n_head_kv x (key_length + value_length) x bytes per element."""
+        layers = self.n_layer if n_layers is None else n_layers
+        return int(n_ctx * layers * self.n_head_kv * (self.key_length + self.value_length) * bytes_per_elem)
+
+
+class _Cursor:
+    def __init__(self, buf, path: Path):
+        self.buf, self.pos, self.path = buf, 0, path
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.buf):
+            raise ModelError(f"{self.path} is truncated inside its header ({len(self.buf)} bytes): "
+                             "the download did not finish; download the file again")
+        chunk = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def unpack(self, fmt: str):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self) -> str:
+        return self.take(self.unpack("<Q")).decode("utf-8", errors="replace")
+
+    def value(self, vtype: int, keep_array: bool):
+        if vtype in _SCALAR:
+            return self.unpack(_SCALAR[vtype])
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            etype, count = self.unpack("<I"), self.unpack("<Q")
+            if count > len(self.buf):
+                raise ModelError(f"{self.path} has a corrupt metadata array; download the file again")
+            if etype in _SCALAR:  # fixed-size items: skip in one step
+                self.take(count * struct.calcsize(_SCALAR[etype]))
+            else:
+                for _ in range(count):
+                    self.value(etype, False)
+            return count if keep_array else None
+        raise ModelError(f"{self.path} has an unknown metadata type {vtype}: the file is corrupt or "
+                         "from a newer GGUF version; download it again or upgrade llama-cpp-python")
+
+
+def _sniff(path: Path, head: bytes) -> None:
+    """Name the common wrong files before parsing."""
+    if not head:
+        raise ModelError(f"{path} is empty (0 bytes): the download failed; download the model again")
+    if head.startswith(b"version https://git-lfs"):
+        raise ModelError(f"{path} is a Git LFS pointer, not the model: run `git lfs pull` or download the file itself")
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        raise ModelError(f"{path} is an HTML/XML page saved in place of the model (a login or error page): "
+                         "download the .gguf file itself")
+    if head[:4] != b"GGUF":
+        raise ModelError(f"{path} is not a GGUF file (it starts with {head[:8]!r}); llama.cpp needs a .gguf "
+                         "model such as Qwen2.5-1.5B-Instruct-Q4_0.gguf")
+
+
+def read_meta(path: Path | str) -> GGUFMeta:
+    """Parse the GGUF at `path`; raise ModelError with a specific reason if it is not a usable model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: place a .gguf in models/ or set MODEL_PATH")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        _sniff(path, fh.read(64))
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return _parse(path, size, buf)
+
+
+def _parse(path: Path, size: int, buf) -> GGUFMeta:
+    cur = _Cursor(buf, path)
+    cur.take(4)
+    version = cur.unpack("<I")
+    if version not in (2, 3):
+        raise ModelError(f"{path} is GGUF version {version}; this app reads versions 2 and 3: "
+                         "upgrade llama-cpp-python or use another file")
+    n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
+    if n_tensors > size or n_kv > size:
+        raise ModelError(f"{path} has a corrupt header; download the file again")
+    meta: dict = {}
+    for _ in range(n_kv):
+        key = cur.string()
+        meta[key] = cur.value(cur.unpack("<I"), key in _KEEP_ARRAYS)
+    tensors = []
+    for _ in range(n_tensors):
+        name = cur.string()
+        dims = [cur.unpack("<Q") for _ in range(cur.unpack("<I"))]
+        tensors.append((name, dims, cur.unpack("<I"), cur.unpack("<Q")))
+    align = int(meta.get("general.alignment", 32)) or 32
+    data_start = (cur.pos + align - 1) // align * align
+    return _build(path, size, meta, tensors, data_start)
+
+
+def _tensor_bytes(path: Path, dims: list[int], ggml_type: int) -> tuple[int, str]:
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    try:
+        qtype = GGMLQuantizationType(ggml_type)
+        block, type_size = GGML_QUANT_SIZES[qtype]
+    except (ValueError, KeyError):
+        raise ModelError(f"{path} uses tensor type {ggml_type}, unknown to this version; "
+                         "upgrade llama-cpp-python and gguf") from None
+    count = 1
+    for d in dims:
+        count *= d
+    return count // block * type_size, qtype.name
+
+
+def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) -> GGUFMeta:
+    from gguf.constants import MODEL_ARCH_NAMES
+
+    arch = meta.get("general.architecture")
+    if not isinstance(arch, str):
+        raise ModelError(f"{path} has no general.architecture: it is not a model GGUF (maybe a LoRA or vocab file)")
+    if arch not in set(MODEL_ARCH_NAMES.values()):
+        raise ModelError(f"{path} has architecture {arch!r}, which this llama.cpp does not know: "
+                         "use a supported model (llama, qwen2, mistral, gemma, phi3 ...) or upgrade llama-cpp-python")
+    n_layer = int(meta.get(f"{arch}.block_count", 0))
+    layer_bytes, other, kinds, end = [0] * n_layer, 0, Counter(), data_start
+    for name, dims, ggml_type, offset in tensors:
+        nbytes, kind = _tensor_bytes(path, dims, ggml_type)
+        kinds[kind] += nbytes
+        end = max(end, data_start + offset + nbytes)
+        parts = name.split(".")
+        if parts[0] == "blk" and parts[1].isdigit() and int(parts[1]) < n_layer:
+            layer_bytes[int(parts[1])] += nbytes
+        else:
+            other += nbytes
+    if end > size:
+        raise ModelError(f"{path} is truncated: {size:,} bytes of {end:,} expected "
+                         f"({100 * size / end:.1f}%); the download did not finish, download it again")
+    return _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds)
+
+
+def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds) -> GGUFMeta:
+    n_embd = int(meta.get(f"{arch}.embedding_length", 0))
+    n_head = _first_int(meta.get(f"{arch}.attention.head_count"), 1)
+    n_head_kv = _first_int(meta.get(f"{arch}.attention.head_count_kv"), n_head)
+    if n_layer <= 0 or n_embd <= 0:
+        raise ModelError(f"{path} lacks {arch}.block_count or {arch}.embedding_length: the file is corrupt")
+    head_dim = n_embd // max(n_head, 1)
+    return GGUFMeta(
+        path=path, file_size=size, architecture=arch, n_layer=n_layer, n_embd=n_embd,
+        n_head=n_head, n_head_kv=n_head_kv,
+        key_length=int(meta.get(f"{arch}.attention.key_length", head_dim)),
+        value_length=int(meta.get(f"{arch}.attention.value_length", head_dim)),
+        context_length=int(meta.get(f"{arch}.context_length", 2048)),
+        n_vocab=int(meta.get("tokenizer.ggml.tokens") or meta.get(f"{arch}.vocab_size", 0)),
+        quantization=kinds.most_common(1)[0][0] if kinds else "unknown",
+        layer_bytes=layer_bytes, other_bytes=other,
+        chat_template=meta.get("tokenizer.chat_template"), metadata=meta,
+    )
+
+
+def _first_int(value, default: int) -> int:
+    """Head counts may be per-layer arrays in some models; the reader keeps scalars only."""
+    return int(value) if isinstance(value, (int, float)) else default

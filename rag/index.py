@@ -1,0 +1,307 @@
+"""Versioned on-disk index: FAISS vectors + SQLite chunk text/metadata + a JSON manifest.
+
+Layout under INDEX_DIR:
+    CURRENT              the committed version's name ("v000003"), replaced with os.replace
+    v000003/index.faiss  IndexIDMap2(IndexFlatIP): normalised vectors, ids = chunk ids
+    v000003/chunks.sqlite documents + chunks tables
+    v000003/manifest.json format, embedder id, dimension, chunk parameters, counts
+A commit builds the next version in a temporary directory, fsyncs it, renames it into place and
+then swaps CURRENT; a crash at any point leaves the last committed version loadable, and opening
+the store removes the leftovers. Reads use a memory-mapped FAISS file. No pickle anywhere.
+This module does not embed or chunk text; ingest.py hands it finished vectors.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import IndexMismatchError, RagError
+
+log = logging.getLogger(__name__)
+FORMAT = "ai-chat-index/1"
+SCHEMA = """
+CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, path TEXT NOT NULL,
+                        chunks INTEGER NOT NULL, added REAL NOT NULL);
+CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+                     ordinal INTEGER NOT NULL, page INTEGER, start INTEGER, end INTEGER, text TEXT NOT NULL);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+"""
+
+
+@dataclass
+class NewDocument:
+    doc_id: str  # sha256 of the file content
+    source: str  # name shown to the user
+    path: str
+    chunks: list  # ingest.Chunk
+    vectors: object  # float32 array, one normalised row per chunk
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    score: float
+    text: str
+    source: str
+    page: int | None
+    doc_id: str
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+class _Version:
+    """One committed version opened for reading: a mmapped FAISS index and a SQLite connection."""
+
+    def __init__(self, path: Path, manifest: dict):
+        import faiss
+
+        self.path, self.manifest = path, manifest
+        self.name = path.name
+        try:
+            self.faiss = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:
+            self.faiss = faiss.read_index(str(path / "index.faiss"))
+        self.db = sqlite3.connect(f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        self.lock = threading.Lock()
+
+    def query(self, sql: str, args=()) -> list:
+        with self.lock:
+            return self.db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+
+class IndexStore:
+    def __init__(self, root: Path | str, chunk_params: dict | None = None):
+        self.root = Path(root)
+        self.chunk_params = chunk_params or {}
+        self._write_lock = threading.Lock()
+        self._current: _Version | None = None
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._clean_leftovers()
+        self._current = self._open_current()
+
+    # ---- reading -------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return self._current.name if self._current else "v000000"
+
+    @property
+    def manifest(self) -> dict:
+        return dict(self._current.manifest) if self._current else {}
+
+    def count(self) -> int:
+        return int(self._current.manifest["count"]) if self._current else 0
+
+    def check_embedder(self, embedder_id: str, dim: int) -> None:
+        """Refuse an index built with another embedder: its vectors would match the wrong chunks."""
+        m = self.manifest
+        if m and (m.get("embedder") != embedder_id or int(m.get("dim", -1)) != dim):
+            raise IndexMismatchError(
+                f"the index in {self.root} was built with embedder {m.get('embedder')} (dimension {m.get('dim')}) "
+                f"but EMBED_MODEL is {embedder_id} (dimension {dim}): re-index with `python -m rag reindex`, "
+                "or set INDEX_DIR to a new folder")
+
+    def search(self, vector, k: int) -> list[Hit]:
+        """Top-k chunks by inner product (cosine on normalised vectors)."""
+        version = self._current
+        if version is None or version.faiss.ntotal == 0:
+            return []
+        scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self._hits(version, found)
+
+    def _hits(self, version: _Version, found: list[tuple[int, float]]) -> list[Hit]:
+        if not found:
+            return []
+        marks = ",".join("?" * len(found))
+        rows = version.query(
+            f"SELECT c.id, c.text, d.source, c.page, c.doc_id FROM chunks c JOIN documents d USING(doc_id) "
+            f"WHERE c.id IN ({marks})", [i for i, _ in found])
+        by_id = {r[0]: r for r in rows}
+        missing = [i for i, _ in found if i not in by_id]
+        if missing:
+            raise RagError(f"index version {version.name} is inconsistent (vectors {missing[:5]} have no chunk): "
+                           "re-index with `python -m rag reindex`")
+        return [Hit(i, s, by_id[i][1], by_id[i][2], by_id[i][3], by_id[i][4]) for i, s in found]
+
+    def documents(self) -> list[dict]:
+        if not self._current:
+            return []
+        rows = self._current.query("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
+        return [dict(zip(("doc_id", "source", "path", "chunks", "added"), r)) for r in rows]
+
+    def has_document(self, doc_id: str) -> bool:
+        return bool(self._current and self._current.query("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)))
+
+    def doc_ids_for_path(self, path: str) -> list[str]:
+        if not self._current:
+            return []
+        return [r[0] for r in self._current.query("SELECT doc_id FROM documents WHERE path=?", (path,))]
+
+    # ---- opening -------------------------------------------------------------------------
+    def _pointer(self) -> str | None:
+        try:
+            name = (self.root / "CURRENT").read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not (name.startswith("v") and name[1:].isdigit()):
+            raise RagError(f"{self.root / 'CURRENT'} is corrupt ({name[:20]!r}): delete {self.root} and re-ingest")
+        return name
+
+    def _clean_leftovers(self) -> None:
+        """Remove temporary and never-committed version directories left by a crash."""
+        current = self._pointer()
+        for entry in self.root.iterdir():
+            stray = entry.name.startswith(".tmp-") or entry.name == "CURRENT.tmp"
+            uncommitted = entry.is_dir() and entry.name.startswith("v") and (current is None or entry.name > current)
+            if stray or uncommitted:
+                log.info("removing leftover %s", entry)
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+
+    def _open_current(self) -> _Version | None:
+        name = self._pointer()
+        if name is None:
+            return None
+        path = self.root / name
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise RagError(f"index version {path} has no readable manifest ({exc}): "
+                           f"delete {self.root} and re-ingest, or restore it from a backup") from exc
+        if manifest.get("format") != FORMAT:
+            raise IndexMismatchError(f"{path} has index format {manifest.get('format')!r}, this app reads {FORMAT}: "
+                                     "re-index with `python -m rag reindex`")
+        try:
+            version = _Version(path, manifest)
+            n_rows = version.query("SELECT count(*) FROM chunks")[0][0]
+        except (RuntimeError, sqlite3.Error) as exc:
+            raise RagError(f"index version {path} is corrupt ({exc}): re-index with `python -m rag reindex`") from exc
+        if not (version.faiss.ntotal == n_rows == manifest["count"]):
+            raise RagError(f"index version {path} is inconsistent ({version.faiss.ntotal} vectors, {n_rows} chunks, "
+                           f"manifest {manifest['count']}): re-index with `python -m rag reindex`")
+        return version
+
+    # ---- writing -------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self):
+        """One writer at a time, across threads and processes."""
+        with self._write_lock, open(self.root / ".lock", "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def commit(self, add: list[NewDocument] = (), delete: list[str] = (), embedder_id: str = "",
+               dim: int = 0, reset: bool = False) -> str:
+        """Write a new version with `add` added and documents `delete` removed; return its name."""
+        with self._locked():
+            if self._pointer() != (self._current.name if self._current else None):
+                self._swap(self._open_current())  # another process committed meanwhile
+            base = None if reset else self._current
+            name = f"v{int(self.version[1:]) + 1:06d}"
+            tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir()
+            try:
+                manifest = self._build(tmp, base, list(add), list(delete), embedder_id, dim)
+                os.rename(tmp, self.root / name)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _fsync_dir(self.root)
+            pointer = self.root / "CURRENT.tmp"
+            pointer.write_text(name)
+            _fsync_file(pointer)
+            os.replace(pointer, self.root / "CURRENT")
+            _fsync_dir(self.root)
+            self._swap(_Version(self.root / name, manifest))
+            self._drop_old(keep={name, base.name if base else name})
+            return name
+
+    def _swap(self, version: _Version | None) -> None:
+        old, self._current = self._current, version
+        if old is not None and old is not version:
+            threading.Timer(5.0, old.close).start()  # let searches in flight finish
+
+    def _drop_old(self, keep: set[str]) -> None:
+        for entry in self.root.glob("v[0-9]*"):
+            if entry.name not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _build(self, tmp: Path, base: _Version | None, add, delete, embedder_id: str, dim: int) -> dict:
+        import faiss
+        import numpy as np
+
+        db_path = tmp / "chunks.sqlite"
+        db = sqlite3.connect(db_path)
+        try:
+            if base is not None:
+                with base.lock:
+                    base.db.backup(db)
+                dim = dim or int(base.manifest["dim"])
+                embedder_id = embedder_id or base.manifest["embedder"]
+                index = faiss.read_index(str(base.path / "index.faiss"))
+            else:
+                db.executescript(SCHEMA)
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            if delete:
+                marks = ",".join("?" * len(delete))
+                ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
+                index.remove_ids(np.array(ids, dtype=np.int64))
+                db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", list(delete))
+                db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", list(delete))
+            next_id = (db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
+            for doc in add:
+                next_id = self._add_document(db, index, doc, next_id)
+            db.commit()
+            count = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        finally:
+            db.close()
+        faiss.write_index(index, str(tmp / "index.faiss"))
+        manifest = {"format": FORMAT, "version": tmp.name.split("-")[1], "embedder": embedder_id, "dim": dim,
+                    "chunking": self.chunk_params, "count": count, "documents": n_docs, "created": time.time()}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        for name in ("index.faiss", "chunks.sqlite", "manifest.json"):
+            _fsync_file(tmp / name)
+        _fsync_dir(tmp)
+        return manifest
+
+    @staticmethod
+    def _add_document(db, index, doc: NewDocument, next_id: int) -> int:
+        import numpy as np
+
+        ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
+        db.execute("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?)",
+                   (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time()))
+        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
+                       [(int(i), doc.doc_id, c.ordinal, c.page, c.start, c.end, c.text)
+                        for i, c in zip(ids, doc.chunks)])
+        if len(ids):
+            index.add_with_ids(doc.vectors, ids)
+        return next_id + len(doc.chunks)

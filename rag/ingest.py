@@ -1,0 +1,115 @@
+"""Ingest files: load -> chunk in embedder tokens -> embed -> commit a new index version.
+
+Content-hash dedup: a file whose bytes are already indexed adds nothing; a changed file at a
+known path replaces its old version in the same commit. A file that fails is reported with its
+reason and the batch goes on. Commits happen every COMMIT_CHUNKS chunks and at the end, so a
+crash loses at most the uncommitted tail and never a committed version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import loaders
+from .chunking import chunk_sections
+from .errors import IngestError
+from .index import IndexStore, NewDocument
+
+log = logging.getLogger(__name__)
+COMMIT_CHUNKS = 2000
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # added | replaced | unchanged | error
+    chunks: int = 0
+    message: str = ""
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+    version: str = ""
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [r for r in self.results if r.status == "error"]
+
+    @property
+    def chunks_added(self) -> int:
+        return sum(r.chunks for r in self.results if r.status in ("added", "replaced"))
+
+
+def expand(paths: Iterable[Path | str]) -> list[Path]:
+    """Files to ingest: given files as they are, folders searched recursively for supported types."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in loaders.SUPPORTED)
+        else:
+            out.append(path)
+    return out
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_tokens: int, chunk_overlap: int,
+           progress: Progress | None = None, names: dict[str, str] | None = None,
+           reset: bool = False) -> IngestReport:
+    """Ingest `paths` into `store`; `names` maps a path to the name shown in citations.
+
+    reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
+    files = expand(paths)
+    report, pending, deletes, seen = IngestReport(), [], [], set()
+    for done, path in enumerate(files):
+        if progress:
+            progress(done, len(files), path.name)
+        result, doc, replaced = _one(path, embedder, None if reset else store, chunk_tokens, chunk_overlap,
+                                     seen, names or {})
+        report.results.append(result)
+        if doc is not None:
+            pending.append(doc)
+            deletes += replaced
+        if not reset and sum(len(d.chunks) for d in pending) >= COMMIT_CHUNKS:
+            store.commit(pending, deletes, embedder.id, embedder.dim)
+            pending, deletes = [], []
+    if pending or deletes or reset:
+        store.commit(pending, deletes, embedder.id, embedder.dim, reset=reset)
+    if progress:
+        progress(len(files), len(files), "")
+    report.version = store.version
+    return report
+
+
+def _one(path: Path, embedder, store: IndexStore | None, size: int, overlap: int, seen: set, names: dict):
+    """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
+    try:
+        digest = file_digest(path)
+        if digest in seen or (store is not None and store.has_document(digest)):
+            return FileResult(str(path), "unchanged", message="already indexed"), None, []
+        sections = loaders.load(path)
+        chunks = chunk_sections(sections, embedder, size, overlap)
+        vectors = embedder.embed_batch([c.text for c in chunks])
+    except IngestError as exc:
+        log.warning("%s", exc)
+        return FileResult(str(path), "error", message=str(exc)), None, []
+    except OSError as exc:
+        return FileResult(str(path), "error", message=f"{path.name}: cannot be read ({exc.strerror or exc})"), None, []
+    seen.add(digest)
+    key = str(path.resolve())
+    replaced = store.doc_ids_for_path(key) if store is not None else []
+    doc = NewDocument(digest, names.get(str(path), path.name), key, chunks, vectors)
+    return FileResult(str(path), "replaced" if replaced else "added", len(chunks)), doc, replaced

@@ -1,0 +1,185 @@
+"""The local LLM: llama-cpp-python on a memory-mapped GGUF, one context, one lock.
+
+`LocalLLM` loads the model with the planner's parameters, renders chats with the GGUF's own
+template (llama-cpp-python's sandboxed Jinja2 formatter, kept sandboxed), counts tokens and
+streams text pieces. Generation stops on EOS, stop strings, cancellation (checked between tokens)
+or the deadline. `TicketLock` serialises callers first-come first-served and tells each its place
+in the queue, so concurrent askers wait instead of crashing the shared context. No
+LlamaRAMCache/LlamaDiskCache: llama-cpp-python's own longest-prefix reuse keeps the system prompt's
+KV between questions.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ModelError
+from .memory import Plan
+
+FALLBACK_TEMPLATE = (  # ChatML, used when a GGUF carries no template
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+class TicketLock:
+    """A FIFO lock that reports each waiter's position (0 = its turn). A ticket abandoned while
+    waiting (a closed browser tab) is skipped when its turn comes, so nobody waits for it."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._abandoned: set[int] = set()
+
+    def take(self) -> int:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            return ticket
+
+    def position(self, ticket: int) -> int:
+        return max(0, ticket - self._serving)
+
+    @property
+    def waiting(self) -> int:
+        """Callers holding or waiting for the lock."""
+        return self._next_ticket - self._serving - len(self._abandoned)
+
+    def release(self, ticket: int) -> None:
+        with self._cond:
+            if self._serving != ticket:
+                self._abandoned.add(ticket)
+                return
+            self._serving += 1
+            while self._serving in self._abandoned:
+                self._abandoned.discard(self._serving)
+                self._serving += 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def hold_reporting(self, ticket: int, poll: float = 0.25):
+        """Yield an iterator of queue positions that ends when it is `ticket`'s turn; exhaust it,
+        then the block holds the lock. The ticket is released (or abandoned) on exit."""
+
+        def positions():
+            last = None
+            while True:
+                with self._cond:
+                    if self._cond.wait_for(lambda: self._serving == ticket, poll):
+                        return
+                position = self.position(ticket)
+                if position != last:
+                    last = position
+                    yield position
+
+        try:
+            yield positions()
+        finally:
+            self.release(ticket)
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV was already in the context (prefix reuse)
+    completion_tokens: int = 0
+    first_token_s: float | None = None
+    generate_s: float = 0.0
+    finish_reason: str = ""  # stop | length | cancelled | timeout
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.generate_s - (self.first_token_s or 0.0)
+        return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0
+
+
+class LocalLLM:
+    def __init__(self, path: Path, plan: Plan, chat_template: str | None):
+        from llama_cpp import Llama
+
+        try:
+            self.llama = Llama(model_path=str(path), verbose=False, **plan.llama_kwargs())
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load {path} ({exc}): the file may be corrupt or need a "
+                             "newer llama-cpp-python; check it with `python -m rag plan`") from exc
+        self.path = path
+        self.n_ctx = self.llama.n_ctx()
+        self.lock = TicketLock()
+        self._formatter = self._make_formatter(chat_template or FALLBACK_TEMPLATE)
+
+    def _make_formatter(self, template: str):
+        from jinja2.exceptions import SecurityError, TemplateError
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def text(token: int) -> str:
+            return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore") if token >= 0 else ""
+
+        try:
+            formatter = Jinja2ChatFormatter(template, eos_token=text(self.llama.token_eos()),
+                                            bos_token=text(self.llama.token_bos()))
+            formatter(messages=[{"role": "user", "content": "ping"}])  # fail now, not mid-chat
+        except SecurityError as exc:
+            raise ModelError(f"{self.path}'s chat template tried an unsafe operation ({exc}) and was refused: "
+                             "use a model file from a trusted source") from exc
+        except (TemplateError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.path}'s chat template cannot be rendered ({exc}): use another GGUF") from exc
+        return formatter
+
+    def tokenize_chat(self, messages: list[dict]) -> tuple[list[int], list[str]]:
+        """Token ids of the rendered chat (with the generation prompt) and its stop strings."""
+        rendered = self._formatter(messages=messages)
+        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
+        tokens = self.llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
+                                     special=True)
+        return tokens, [s for s in stop if s]
+
+    def count_chat(self, messages: list[dict]) -> int:
+        return len(self.tokenize_chat(messages)[0])
+
+    def count_text(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _reused(self, tokens: list[int]) -> int:
+        """Length of the prefix of `tokens` already evaluated in the context."""
+        cached = self.llama.input_ids[: self.llama.n_tokens]
+        n = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            n += 1
+        return min(n, len(tokens) - 1)  # llama.cpp re-evaluates at least the last token
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
+               cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
+        """Yield text pieces; the caller must hold `self.lock`. `stats` is filled in as it goes."""
+        tokens, stop = self.tokenize_chat(messages)
+        max_tokens = max(1, min(max_tokens, self.n_ctx - len(tokens)))
+        stats.prompt_tokens, stats.reused_tokens = len(tokens), self._reused(tokens)
+        began = time.perf_counter()
+        pieces = self.llama.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
+                                              top_k=40, top_p=0.95, repeat_penalty=1.1, stop=stop, stream=True)
+        try:
+            for chunk in pieces:
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    if stats.first_token_s is None:
+                        stats.first_token_s = time.perf_counter() - began
+                    stats.completion_tokens += 1
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    stats.finish_reason = choice["finish_reason"]
+                if cancel is not None and cancel.is_set():
+                    stats.finish_reason = "cancelled"
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    stats.finish_reason = "timeout"
+                    break
+        finally:
+            pieces.close()
+            stats.generate_s = time.perf_counter() - began

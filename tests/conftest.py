@@ -1,0 +1,68 @@
+"""Shared fixtures: every test gets its own index and cache dirs; heavy real parts load once.
+
+Real components only: a generated tiny GGUF run by real llama.cpp, the bundled MiniLM embedder,
+real FAISS and SQLite, real files in every supported format.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.config import PROJECT_ROOT, Settings
+from rag.modelgen import PRESETS, write_model
+
+from .docs_factory import make_corpus
+
+ENV_VARS = ("MODEL_PATH", "MODELS_DIR", "N_CTX", "N_BATCH", "N_UBATCH", "N_GPU_LAYERS", "N_THREADS", "MAX_TOKENS", "LOW_VRAM",
+            "TEMPERATURE", "TOP_K", "CHUNK_TOKENS", "CHUNK_OVERLAP", "EMBED_MODEL", "INDEX_DIR", "CACHE_DIR",
+            "GEN_TIMEOUT_S", "VRAM_BUDGET", "SEMANTIC_CACHE")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Point every data dir at tmp_path and clear the app's env vars."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "models").mkdir()
+    monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))  # empty: no model unless a test sets one
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_model(tmp_path_factory.mktemp("models") / "tiny.gguf", PRESETS["tiny"])
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.config import default_embed_model
+    from rag.embeddings import load_embedder
+
+    return load_embedder(default_embed_model())
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, make_corpus(folder)
+
+
+@pytest.fixture
+def settings(isolated) -> Settings:
+    """Settings with no model (MODELS_DIR is an empty folder), isolated data dirs."""
+    return Settings.from_env()
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m rag ARGS` in a child process with the test's environment plus `env`."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=PROJECT_ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
