@@ -47,7 +47,7 @@ def _source_line(i: int, hit) -> str:
 
 
 def cmd_ask(args, engine=None) -> int:
-    engine = engine or _engine()
+    engine = engine or _engine(start=False)  # a cached answer needs none of the heavy parts
     hits, done = [], None
     for event in engine.ask(args.question, wait_for_model=not args.no_wait):
         if isinstance(event, Hits):
@@ -190,6 +190,19 @@ def cmd_demo(args) -> int:
     return cmd_ask(argparse.Namespace(question=question, json=False, no_wait=False), engine)
 
 
+def cmd_config(args) -> int:
+    """Print the env-var table (the README's copy is checked against it by a test)."""
+    from .config import settings_table
+
+    if not args.check:
+        print(settings_table())
+        return 0
+    settings = Settings.from_env()
+    for name, value in vars(settings).items():
+        print(f"{name:16} {value}")
+    return 0
+
+
 def cmd_make_model(args) -> int:
     from .modelgen import PRESETS, write_model
 
@@ -223,6 +236,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("doc_id")
     s.set_defaults(func=cmd_delete)
     sub.add_parser("reindex", help="rebuild the index from the documents' files").set_defaults(func=cmd_reindex)
+    s = sub.add_parser("config", help="print the table of env vars, or --check the current values")
+    s.add_argument("--check", action="store_true", help="validate the environment and print the resolved values")
+    s.set_defaults(func=cmd_config)
     sub.add_parser("demo", help="index docs/ and ask one question (what `make run` does)").set_defaults(
         func=cmd_demo)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")

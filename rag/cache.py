@@ -138,7 +138,12 @@ class AnswerCache:
 
     def count(self, outcome: str) -> None:
         """Record 'exact', 'semantic' or 'miss'."""
-        self._safely(lambda: self.db.incr(f"stat:{outcome}", 1, default=0))
+        self._safely(lambda: self._bump(f"stat:{outcome}"))
+
+    def _bump(self, key: str) -> None:
+        """Increment a counter (diskcache's incr needs pickled ints; JSONDisk stores JSON)."""
+        with self.db.transact():
+            self.db.set(key, int(self.db.get(key, 0)) + 1)
 
     def store(self, question: str, scope: str, answer: str, hits: list[dict], vector=None) -> None:
         import numpy as np
@@ -148,7 +153,7 @@ class AnswerCache:
         def write() -> None:
             with self.db.transact():
                 if key not in self.db:
-                    self.db.incr("stat:entries", 1, default=0)
+                    self._bump("stat:entries")
                 self.db.set(key, {"answer": answer, "hits": hits, "stored_at": time.time()})
                 if self.semantic and vector is not None:
                     entries = self.db.get("s:" + scope) or []

@@ -9,9 +9,9 @@ model: limits that depend on the model (N_CTX above its training context) are ch
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .errors import ConfigError
 
@@ -124,7 +124,7 @@ class Settings:
                                 "Serve a cached answer for a near-identical question (cosine >= 0.95).")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
@@ -133,7 +133,7 @@ class Settings:
                 values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
         return cls(**values).resolved()
 
-    def resolved(self) -> "Settings":
+    def resolved(self) -> Settings:
         """Fill path defaults and check the rules that involve two fields."""
         if self.chunk_overlap >= self.chunk_tokens:
             raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_TOKENS={self.chunk_tokens}")

@@ -14,8 +14,8 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from . import memory, prompt, retrieve
 from .cache import AnswerCache, scope_key
@@ -24,7 +24,7 @@ from .embeddings import load_embedder
 from .errors import ModelError, RagError
 from .events import Done, Error, Hits, Status, Token
 from .gguf_meta import GGUFMeta, read_meta
-from .index import Hit, IndexStore
+from .index import Hit, IndexStore, committed_version
 from .ingest import IngestReport, ingest
 from .lazy import Lazy
 from .llm import GenerationStats, LocalLLM
@@ -34,11 +34,13 @@ MARGIN_TOKENS = 16  # slack between the prompt + answer and n_ctx
 
 
 class Engine:
-    def __init__(self, settings: Settings, start: bool = True):
+    def __init__(self, settings: Settings, start: bool = True, embedder=None):
+        """`embedder`: an already loaded embedder to share (tests, several engines in one process)."""
         self.settings = settings
         self.meta: GGUFMeta | None = None
         self.plan: memory.Plan | None = None
-        self.embedder = Lazy("embedder", lambda: load_embedder(settings.embed_model))
+        self.embedder = Lazy("embedder", (lambda: embedder) if embedder is not None
+                             else (lambda: load_embedder(settings.embed_model)))
         self.index = Lazy("index", self._open_index)
         self.model = Lazy("model", self._load_model)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
@@ -102,14 +104,21 @@ class Engine:
 
     def _ask(self, question, history, cancel, wait_for_model, began) -> Iterator:
         yield Status("retrieving")
+        fingerprint = self.model_fingerprint()
+        version = committed_version(self.settings.index_dir) or "v000000"
+        # a generated answer is valid for the same model file, index version and parameters, so it
+        # is served before waiting for the model, the embedder or FAISS to load
+        if fingerprint != "none" and (hit := self.cache.lookup_exact(
+                question, scope_key(version, fingerprint, self.gen_params(), history))):
+            yield from self._cached(hit, began)
+            return
+        for part in (self.model, self.embedder):  # load in parallel while the index opens
+            part.start_if_idle()
         store = self.index.get()
+        scope = scope_key(store.version, fingerprint, self.gen_params(), history)
         if wait_for_model and not self.model.ready and self.model.state != "failed":
             yield Status("loading", "model")
         model, reason = self._model_or_reason(wait_for_model)
-        scope = scope_key(store.version, self.model_fingerprint(), self.gen_params(), history)
-        if model is not None and (hit := self.cache.lookup_exact(question, scope)):
-            yield from self._cached(hit, began)
-            return
         if not self.embedder.ready:
             yield Status("loading", "embedder")
         embedder = self.embedder.get()

@@ -71,6 +71,17 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def committed_version(root: Path) -> str | None:
+    """The committed version's name from INDEX_DIR/CURRENT (one small read, no FAISS), or None."""
+    try:
+        name = (Path(root) / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not (name.startswith("v") and name[1:].isdigit()):
+        raise RagError(f"{Path(root) / 'CURRENT'} is corrupt ({name[:20]!r}): delete {root} and re-ingest")
+    return name
+
+
 class _Version:
     """One committed version opened for reading: a mmapped FAISS index and a SQLite connection."""
 
@@ -165,13 +176,7 @@ class IndexStore:
 
     # ---- opening -------------------------------------------------------------------------
     def _pointer(self) -> str | None:
-        try:
-            name = (self.root / "CURRENT").read_text().strip()
-        except FileNotFoundError:
-            return None
-        if not (name.startswith("v") and name[1:].isdigit()):
-            raise RagError(f"{self.root / 'CURRENT'} is corrupt ({name[:20]!r}): delete {self.root} and re-ingest")
-        return name
+        return committed_version(self.root)
 
     def _clean_leftovers(self) -> None:
         """Remove temporary and never-committed version directories left by a crash."""

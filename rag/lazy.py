@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -46,6 +47,11 @@ class Lazy(Generic[T]):
                 return
             self._state, self._error = LOADING, None
         threading.Thread(target=self._load, name=f"lazy-{self.name}", daemon=True).start()
+
+    def start_if_idle(self) -> None:
+        """Begin loading in the background if nobody has tried yet; a failure stays failed."""
+        if self._state == IDLE:
+            self.start()
 
     def retry(self) -> None:
         """Forget a failure and load again in the background."""

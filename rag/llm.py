@@ -11,12 +11,13 @@ KV between questions.
 
 from __future__ import annotations
 
+import codecs
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from .errors import ModelError
 from .memory import Plan
@@ -155,31 +156,54 @@ class LocalLLM:
             n += 1
         return min(n, len(tokens) - 1)  # llama.cpp re-evaluates at least the last token
 
+    def is_end(self, token: int) -> bool:
+        """End-of-generation tokens (EOS, <|im_end|>, <|eot_id|> ...) as the model's vocabulary defines them."""
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
+
     def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
                cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
-        """Yield text pieces; the caller must hold `self.lock`. `stats` is filled in as it goes."""
+        """Yield text pieces; the caller must hold `self.lock`. `stats` is filled in as it goes.
+
+        Drives Llama.generate() token by token with an incremental UTF-8 decoder: linear in the
+        answer length (create_completion's streaming re-detokenizes the whole answer per token)."""
         tokens, stop = self.tokenize_chat(messages)
         max_tokens = max(1, min(max_tokens, self.n_ctx - len(tokens)))
         stats.prompt_tokens, stats.reused_tokens = len(tokens), self._reused(tokens)
-        began = time.perf_counter()
-        pieces = self.llama.create_completion(tokens, max_tokens=max_tokens, temperature=temperature,
-                                              top_k=40, top_p=0.95, repeat_penalty=1.1, stop=stop, stream=True)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        hold = max((len(s) for s in stop), default=1) - 1  # tail that may be the start of a stop string
+        pending, began = "", time.perf_counter()
+        generator = self.llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=temperature,
+                                        repeat_penalty=1.1)
         try:
-            for chunk in pieces:
-                choice = chunk["choices"][0]
-                if choice["text"]:
-                    if stats.first_token_s is None:
-                        stats.first_token_s = time.perf_counter() - began
-                    stats.completion_tokens += 1
-                    yield choice["text"]
-                if choice.get("finish_reason"):
-                    stats.finish_reason = choice["finish_reason"]
+            for token in generator:
+                if stats.first_token_s is None:
+                    stats.first_token_s = time.perf_counter() - began
+                if self.is_end(token):
+                    stats.finish_reason = "stop"
+                    break
+                stats.completion_tokens += 1
+                pending += decoder.decode(self.llama.detokenize([token]))
+                cut = min((i for i in (pending.find(s) for s in stop) if i >= 0), default=-1)
+                if cut >= 0:
+                    pending, stats.finish_reason = pending[:cut], "stop"
+                    break
+                if len(pending) > hold:
+                    yield pending[: len(pending) - hold]
+                    pending = pending[len(pending) - hold:]
+                if stats.completion_tokens >= max_tokens:
+                    stats.finish_reason = "length"
+                    break
                 if cancel is not None and cancel.is_set():
                     stats.finish_reason = "cancelled"
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     stats.finish_reason = "timeout"
                     break
+            pending += decoder.decode(b"", final=True)
+            if pending and stats.finish_reason in ("stop", "length"):
+                yield pending
         finally:
-            pieces.close()
+            generator.close()
             stats.generate_s = time.perf_counter() - began

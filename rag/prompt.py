@@ -8,8 +8,8 @@ never returns a prompt over budget. Token counting is the caller's (the model's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import RagError
 

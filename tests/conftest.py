@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,7 @@ from rag.modelgen import PRESETS, write_model
 
 from .docs_factory import make_corpus
 
-ENV_VARS = ("MODEL_PATH", "MODELS_DIR", "N_CTX", "N_BATCH", "N_UBATCH", "N_GPU_LAYERS", "N_THREADS", "MAX_TOKENS", "LOW_VRAM",
-            "TEMPERATURE", "TOP_K", "CHUNK_TOKENS", "CHUNK_OVERLAP", "EMBED_MODEL", "INDEX_DIR", "CACHE_DIR",
-            "GEN_TIMEOUT_S", "VRAM_BUDGET", "SEMANTIC_CACHE")
+ENV_VARS = [f.metadata["env"] for f in fields(Settings)]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,75 @@
+import sqlite3
+
+import pytest
+
+from rag.cache import AnswerCache, normalize, scope_key, signature
+
+SCOPE = scope_key("v000001", "model-fp", {"max_tokens": 512}, [])
+
+
+def test_normalize_and_signature():
+    assert normalize("  What IS   RAG? ") == "what is rag"
+    assert normalize("ＡＢＣ") == "abc"  # NFKC folds full-width letters
+    assert signature('Is room 12 free on "Friday"?') == ["12", "friday"]
+
+
+def test_exact_hit_ignores_case_and_spacing(tmp_path):
+    cache = AnswerCache(tmp_path)
+    cache.store("What is the WiFi code?", SCOPE, "It is X [1].", [{"chunk_id": 1}])
+    hit = cache.lookup_exact("  what is the wifi   code ", SCOPE)
+    assert hit and hit.answer == "It is X [1]." and hit.kind == "exact"
+    assert cache.lookup_exact("What is the WiFi code?", scope_key("v000002", "model-fp", {}, [])) is None
+
+
+def test_semantic_layer(tmp_path, embedder):
+    cache = AnswerCache(tmp_path)
+    q1, q2 = "How do I reset my password?", "How can I reset my password?"
+    v1, v2 = embedder.embed_batch([q1, q2])
+    assert float(v1 @ v2) >= 0.95
+    cache.store(q1, SCOPE, "Use the portal.", [], v1)
+    assert cache.lookup_semantic(q2, SCOPE, v2).kind == "semantic"
+    q3, q4 = "Is room 12 free on Monday?", "Is room 13 free on Monday?"
+    v3, v4 = embedder.embed_batch([q3, q4])
+    cache.store(q3, SCOPE, "Yes.", [], v3)
+    assert cache.lookup_semantic(q4, SCOPE, v4) is None  # numbers differ: never the same answer
+    off = AnswerCache(tmp_path / "off", semantic=False)
+    off.store(q1, SCOPE, "Use the portal.", [], v1)
+    assert off.lookup_semantic(q2, SCOPE, v2) is None
+
+
+def test_stats_persist_across_restarts(tmp_path):
+    cache = AnswerCache(tmp_path)
+    cache.store("q", SCOPE, "a", [])
+    cache.count("exact")
+    cache.count("miss")
+    cache.close()
+    stats = AnswerCache(tmp_path).stats()
+    assert (stats["exact"], stats["miss"], stats["entries"], stats["hit_rate"]) == (1, 1, 1, 0.5)
+
+
+def test_garbage_database_is_rebuilt_not_fatal(tmp_path, caplog):
+    cache = AnswerCache(tmp_path)
+    cache.store("q", SCOPE, "a", [])
+    cache.close()
+    (tmp_path / "cache.db").write_bytes(b"this is not sqlite" * 100)
+    broken = AnswerCache(tmp_path)
+    assert broken.lookup_exact("q", SCOPE) is None
+    broken.store("q", SCOPE, "fresh", [])
+    assert broken.lookup_exact("q", SCOPE).answer == "fresh"
+    assert sum("rebuilding" in r.message for r in caplog.records) == 1
+
+
+def test_values_are_json_not_pickle(tmp_path):
+    cache = AnswerCache(tmp_path)
+    cache.store("q", SCOPE, "a", [{"chunk_id": 1}])
+    cache.close()
+    with sqlite3.connect(tmp_path / "cache.db") as db:
+        modes = {row[0] for row in db.execute("SELECT mode FROM Cache")}
+    assert 4 not in modes  # diskcache MODE_PICKLE
+
+
+@pytest.mark.parametrize("outcome", ["exact", "semantic", "miss"])
+def test_hit_rate(tmp_path, outcome):
+    cache = AnswerCache(tmp_path)
+    cache.count(outcome)
+    assert cache.stats()["hit_rate"] == (0.0 if outcome == "miss" else 1.0)

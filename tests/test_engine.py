@@ -1,0 +1,132 @@
+import threading
+from dataclasses import replace
+
+import pytest
+
+from rag.engine import Engine
+from rag.events import Done, Error, Hits, Status, Token
+from rag.lazy import Lazy
+
+
+def run(engine, question, **kw):
+    events = list(engine.ask(question, **kw))
+    done = [e for e in events if isinstance(e, (Done, Error))]
+    assert len(done) == 1, events
+    hits = [e for e in events if isinstance(e, Hits)]
+    return events, done[0], hits[-1].hits if hits else []
+
+
+@pytest.fixture
+def engine(settings, embedder, tiny_model, corpus):
+    eng = Engine(replace(settings, model_path=tiny_model), embedder=embedder)
+    report = eng.ingest([corpus[0]])
+    assert not report.errors
+    eng.model.get(timeout=60)
+    return eng
+
+
+def test_answer_streams_with_cited_hits_then_repeats_from_cache(engine):
+    events, done, hits = run(engine, "What is the backup passphrase for the archive?", wait_for_model=True)
+    assert isinstance(events[0], Status) and events[0].stage == "retrieving"
+    assert "ZEBRAQUARTZ" in hits[0].text and hits[0].source == "notes.txt"
+    tokens = [e.text for e in events if isinstance(e, Token)]
+    assert len(tokens) > 1 and "".join(tokens).strip() == done.answer
+    assert not done.retrieval_only and done.cache is None and done.prompt_tokens > 0
+    assert done.first_token_ms is not None and done.finish_reason in ("stop", "length")
+
+    _, again, again_hits = run(engine, "what is the backup passphrase for the archive", wait_for_model=True)
+    assert again.cache == "exact" and again.answer == done.answer and again.total_ms < 50
+    assert [h.chunk_id for h in again_hits] == [h.chunk_id for h in hits]
+    stats = engine.status()["cache"]
+    assert stats["exact"] == 1 and stats["miss"] == 1 and stats["hit_rate"] == 0.5
+
+
+def test_new_index_version_makes_old_answers_unreachable(engine, tmp_path):
+    _, first, _ = run(engine, "Which code opens the service hatch?", wait_for_model=True)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("An unrelated note about the garden shed and its blue door.")
+    engine.ingest([extra])
+    _, second, _ = run(engine, "Which code opens the service hatch?", wait_for_model=True)
+    assert first.cache is None and second.cache is None
+
+
+def test_cancelled_answer_is_not_cached(engine):
+    cancel = threading.Event()
+    events = []
+    for event in engine.ask("Tell me about the parking permit", cancel=cancel, wait_for_model=True):
+        events.append(event)
+        if isinstance(event, Token):
+            cancel.set()
+    done = events[-1]
+    assert isinstance(done, Done) and done.finish_reason == "cancelled" and done.reason == "stopped by the user"
+    _, again, _ = run(engine, "Tell me about the parking permit", wait_for_model=True)
+    assert again.cache is None
+
+
+def test_pdf_citation_has_its_page(engine):
+    _, _, hits = run(engine, "How is the service hatch key labelled?", wait_for_model=True)
+    top = hits[0]
+    assert "VELVETORCHID" in top.text and (top.source, top.page) == ("manual.pdf", 2)
+
+
+def test_no_model_answers_retrieval_only(settings, embedder, corpus):
+    engine = Engine(settings, embedder=embedder)
+    engine.ingest([corpus[0]])
+    events, done, hits = run(engine, "What is the guest Wi-Fi code?", wait_for_model=True)
+    assert done.retrieval_only and "no GGUF in models/" in done.reason
+    assert "MARBLEFALCON" in done.answer and done.answer.startswith("**Retrieval only**")
+    assert "[1]" in done.answer and hits
+    assert engine.status()["parts"]["model"]["state"] == "failed"
+
+
+def test_model_still_loading_gives_retrieval_only_then_the_full_answer(settings, embedder, tiny_model, corpus):
+    engine = Engine(replace(settings, model_path=tiny_model), embedder=embedder, start=False)
+    gate = threading.Event()
+    engine.model = Lazy("model", lambda: gate.wait(60) and engine._load_model())  # a slow disk, held open
+    engine.model.start()
+    engine.ingest([corpus[0]])
+    _, done, _ = run(engine, "What is the conference room booking code?")
+    assert done.retrieval_only and done.reason == "the model is still loading"
+    assert "AMBERGLACIER" in done.answer and engine.model.state == "loading"
+    gate.set()
+    _, full, _ = run(engine, "What is the conference room booking code?", wait_for_model=True)
+    assert not full.retrieval_only and full.completion_tokens > 0
+
+
+def test_broken_model_is_reported_and_chat_goes_on(settings, embedder, corpus, tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_text("not a model")
+    engine = Engine(replace(settings, model_path=bad), embedder=embedder)
+    engine.ingest([corpus[0]])
+    _, done, _ = run(engine, "What is the parking permit number?", wait_for_model=True)
+    assert done.retrieval_only and "not a GGUF file" in done.reason and "COPPERLANTERN" in done.answer
+
+
+def test_concurrent_askers_queue_and_all_finish(engine):
+    results, queued = [], []
+
+    def ask(i):
+        for event in engine.ask(f"Question number {i} about deliveries and storage?", wait_for_model=True):
+            if isinstance(event, Status) and event.stage == "queued":
+                queued.append(event.position)
+            if isinstance(event, (Done, Error)):
+                results.append(event)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 4 and all(isinstance(r, Done) and not r.retrieval_only for r in results)
+
+
+def test_empty_question_is_an_error(engine):
+    assert isinstance(list(engine.ask("   "))[-1], Error)
+
+
+def test_status_has_everything_the_panel_needs(engine):
+    status = engine.status()
+    assert {p: status["parts"][p]["state"] for p in status["parts"]} == {
+        "embedder": "ready", "index": "ready", "model": "ready"}
+    assert status["plan"]["choices"]["n_ctx"]["reason"] and status["memory"]["rss"] > 0
+    assert status["index"]["documents"] == 5 and status["model"]["quantization"] == "Q4_0"

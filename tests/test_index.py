@@ -1,0 +1,85 @@
+import json
+import re
+
+import numpy as np
+import pytest
+
+from rag.chunking import Chunk
+from rag.config import PROJECT_ROOT
+from rag.errors import IndexMismatchError, RagError
+from rag.index import IndexStore, NewDocument
+
+DIM = 8
+
+
+@pytest.fixture
+def root(tmp_path):
+    return tmp_path / "idx"
+
+
+def doc(doc_id: str, texts: list[str], seed: int) -> NewDocument:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(texts), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(t, 1, 0, len(t), i) for i, t in enumerate(texts)]
+    return NewDocument(doc_id, f"{doc_id}.txt", f"/docs/{doc_id}.txt", chunks, vectors)
+
+
+def test_commit_search_and_delete(root):
+    store = IndexStore(root)
+    a, b = doc("a", ["alpha one", "alpha two"], 1), doc("b", ["beta"], 2)
+    assert store.commit([a, b], embedder_id="e", dim=DIM) == "v000001"
+    hit = store.search(a.vectors[1], 1)[0]
+    assert (hit.text, hit.source, hit.page, hit.doc_id) == ("alpha two", "a.txt", 1, "a")
+    assert hit.score == pytest.approx(1.0, abs=1e-5)
+    assert store.commit(delete=["a"]) == "v000002"
+    assert [h.doc_id for h in store.search(a.vectors[1], 5)] == ["b"]
+    assert store.count() == 1 and [d["doc_id"] for d in store.documents()] == ["b"]
+
+
+def test_versions_are_atomic_and_pruned(root):
+    store = IndexStore(root)
+    for i in range(4):
+        store.commit([doc(f"d{i}", [f"text {i}"], i)], embedder_id="e", dim=DIM)
+    assert (root / "CURRENT").read_text() == "v000004"
+    assert sorted(p.name for p in root.glob("v*")) == ["v000003", "v000004"]
+    manifest = json.loads((root / "v000004" / "manifest.json").read_text())
+    assert manifest["format"] == "ai-chat-index/1" and manifest["count"] == 4 and manifest["dim"] == DIM
+    reopened = IndexStore(root)
+    assert reopened.version == "v000004" and reopened.count() == 4
+
+
+def test_leftovers_of_a_crash_are_removed_and_last_commit_loads(root):
+    store = IndexStore(root)
+    store.commit([doc("a", ["kept"], 1)], embedder_id="e", dim=DIM)
+    (root / ".tmp-v000002-dead").mkdir()
+    (root / "v000002").mkdir()  # renamed into place, pointer never swapped
+    (root / "CURRENT.tmp").write_text("v000002")
+    reopened = IndexStore(root)
+    assert reopened.version == "v000001" and reopened.count() == 1
+    assert sorted(p.name for p in root.iterdir() if p.name != ".lock") == ["CURRENT", "v000001"]
+    assert reopened.commit([doc("b", ["new"], 2)]) == "v000002"
+
+
+def test_other_embedder_is_refused_with_reindex_advice(root):
+    store = IndexStore(root)
+    store.commit([doc("a", ["x"], 1)], embedder_id="minilm-123", dim=DIM)
+    store.check_embedder("minilm-123", DIM)
+    with pytest.raises(IndexMismatchError, match="built with embedder minilm-123.*re-index"):
+        store.check_embedder("e5-large-999", 1024)
+
+
+def test_inconsistent_version_is_detected(root):
+    store = IndexStore(root)
+    store.commit([doc("a", ["x", "y"], 1)], embedder_id="e", dim=DIM)
+    manifest_path = root / "v000001" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["count"] = 5
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(RagError, match="inconsistent"):
+        IndexStore(root)
+
+
+def test_no_pickle_anywhere():
+    sources = "\n".join(p.read_text() for p in (PROJECT_ROOT / "rag").glob("*.py"))
+    assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib|dill)\b", sources, re.M)
