@@ -71,10 +71,10 @@ def cmd_ask(args, engine=None) -> int:
         print("\nSources:")
         for i, hit in enumerate(hits, 1):
             print("  " + _source_line(i, hit))
-    hit_note = f"cache hit ({done.cache})" if done.cache else "cache miss"
-    print(f"\n{hit_note} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
+    kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
+    print(f"\n{kind} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
           + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")
-          + (f" · {done.reason}" if done.reason else ""), file=sys.stderr)
+          + (f" · {done.reason}" if done.reason and not done.retrieval_only else ""), file=sys.stderr)
     return 0
 
 

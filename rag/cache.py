@@ -44,8 +44,11 @@ def signature(question: str) -> list[str]:
 
 
 def scope_key(index_version: str, model_fp: str, params: dict, history: list[dict]) -> str:
-    payload = json.dumps([index_version, model_fp, params, [(m["role"], normalize(m["content"])) for m in history]],
-                         sort_keys=True, ensure_ascii=False)
+    """What an answer depends on besides the question: index, model, parameters, prompt, conversation."""
+    from .prompt import PROMPT_VERSION
+
+    turns = [(m["role"], normalize(m["content"])) for m in history]
+    payload = json.dumps([index_version, model_fp, params, PROMPT_VERSION, turns], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -130,3 +130,12 @@ def test_status_has_everything_the_panel_needs(engine):
         "embedder": "ready", "index": "ready", "model": "ready"}
     assert status["plan"]["choices"]["n_ctx"]["reason"] and status["memory"]["rss"] > 0
     assert status["index"]["documents"] == 5 and status["model"]["quantization"] == "Q4_0"
+
+
+def test_critical_memory_pressure_frees_caches_once(settings, caplog):
+    engine = Engine(settings, start=False)
+    engine.cache.stats()  # opens the cache handle
+    engine._react_to_pressure("CRITICAL")
+    engine._react_to_pressure("CRITICAL")
+    assert engine.cache._db is None
+    assert sum("memory pressure CRITICAL" in r.message for r in caplog.records) == 1
