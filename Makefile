@@ -15,6 +15,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 run: install
+	$(PY) -m streamlit run app.py
+
+demo: install
 	$(PY) -m rag demo
 
 test: install

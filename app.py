@@ -1,7 +1,22 @@
-"""AI-CHAT Streamlit UI — placeholder until the UI issue lands; `make run` runs the CLI demo meanwhile."""
+"""AI-CHAT — the Streamlit face of the engine. Thin: widgets and session state; rag/ does the work.
+
+The title, chat input and sidebar are drawn before the engine is even asked for, and the engine
+(shared by every browser session through st.cache_resource) loads its parts in the background,
+so the page is there at once. No torch, sentence_transformers, llama_cpp or faiss import here.
+"""
 
 import streamlit as st
 
+from ui import chat, documents, panel, resources
+
+st.set_page_config(page_title="AI-CHAT", page_icon="💬", layout="wide")
 st.title("AI-CHAT")
-st.info("The chat UI is being built. Meanwhile use the CLI: `python -m rag ingest FOLDER` and "
-        "`python -m rag ask \"QUESTION\"`.")
+st.caption("Chat with your documents — private, on this machine.")
+question = st.chat_input("Ask about your documents")
+
+engine = resources.engine_or_stop()
+with st.sidebar:
+    panel.render_load_states(engine)
+    documents.render(engine)
+    panel.render_memory_panel(engine)
+chat.render(engine, question)

@@ -115,6 +115,10 @@ class Settings:
     embed_model: Path = _env("EMBED_MODEL", _path, None, "bundled all-MiniLM-L6-v2",
                              "Local sentence-transformers model directory (loaded offline).")
     index_dir: Path = _env("INDEX_DIR", _path, None, "`index/`", "Where index versions are stored.")
+    data_dir: Path = _env("DATA_DIR", _path, None, "`data/`",
+                          "Where uploaded files are kept (under generated names) for re-indexing.")
+    max_upload_mb: int = _env("MAX_UPLOAD_MB", _int(1, 4096), 50, "50",
+                              "Largest file the app accepts, in MB (the server-wide cap is in .streamlit/config.toml).")
     cache_dir: Path = _env("CACHE_DIR", _path, None, "`cache/`", "Where the answer cache is stored.")
     gen_timeout_s: float = _env("GEN_TIMEOUT_S", _float(0.0, 86_400.0, lo_open=True), 120.0, "120",
                                 "Seconds one answer may take before it is stopped (and not cached).")
@@ -147,6 +151,7 @@ class Settings:
             embed_model=self.embed_model or default_embed_model(),
             index_dir=self.index_dir or PROJECT_ROOT / "index",
             cache_dir=self.cache_dir or PROJECT_ROOT / "cache",
+            data_dir=self.data_dir or PROJECT_ROOT / "data",
         )
 
 

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .llm import GenerationStats, LocalLLM
 
 log = logging.getLogger(__name__)
 MARGIN_TOKENS = 16  # slack between the prompt + answer and n_ctx
+HISTORY_SAMPLES = 600  # memory readings kept for the panel's chart (10 minutes at one per second)
 
 
 class Engine:
@@ -45,6 +47,7 @@ class Engine:
         self.model = Lazy("model", self._load_model)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
         self._pressure_level = memory.SAFE
+        self.memory_history: deque = deque(maxlen=HISTORY_SAMPLES)  # (time, rss, vram used) for the panel
         if start:
             for part in (self.index, self.model, self.embedder):
                 part.start()
@@ -183,8 +186,34 @@ class Engine:
         return ingest(paths, embedder, store, self.settings.chunk_tokens, self.settings.chunk_overlap,
                       progress, names)
 
+    @property
+    def uploads_dir(self) -> Path:
+        return self.settings.data_dir / "uploads"
+
     def delete_document(self, doc_id: str) -> str:
-        return self.index.get().commit(delete=[doc_id])
+        """Remove a document from the index, and its stored copy if it was uploaded."""
+        store = self.index.get()
+        paths = [Path(d["path"]) for d in store.documents() if d["doc_id"] == doc_id]
+        version = store.commit(delete=[doc_id])
+        for path in paths:
+            self.forget_upload(path)
+        return version
+
+    def forget_upload(self, path: str | Path) -> None:
+        """Delete a stored upload that was not indexed (a duplicate or an unreadable file)."""
+        path = Path(path)
+        if path.parent.resolve() == self.uploads_dir.resolve():
+            path.unlink(missing_ok=True)
+
+    def ingest_sample_if_new(self, folder: Path) -> IngestReport | None:
+        """Index the bundled guide the first time this index is used, so a new user can ask at once."""
+        store = self.index.get()
+        marker = self.settings.index_dir / ".sample-offered"
+        if marker.exists() or store.count() > 0:
+            return None
+        report = self.ingest([folder])
+        marker.write_text("the bundled sample was indexed once; it is not added again\n")
+        return report
 
     def reindex(self, progress=None) -> IngestReport:
         """Rebuild the index from the documents' files with the current embedder and chunking."""
@@ -199,6 +228,9 @@ class Engine:
         reading = memory.probe()
         level, used = memory.pressure(reading)
         self._react_to_pressure(level)
+        now = time.time()
+        if not self.memory_history or now - self.memory_history[-1][0] >= 1.0:
+            self.memory_history.append((now, reading.rss, sum(g.used for g in reading.gpus)))
         model = self.model.peek()
         store = self.index.peek()
         return {
@@ -218,6 +250,7 @@ class Engine:
             "index": {"version": store.version, "chunks": store.count(), "documents": len(store.documents()),
                       "embedder": store.manifest.get("embedder")} if store else None,
             "cache": self.cache.stats(),
+            "history": list(self.memory_history),
             "settings": {"low_vram": self.settings.low_vram, "max_tokens": self.settings.max_tokens,
                          "top_k": self.settings.top_k, "semantic_cache": self.settings.semantic_cache},
         }

@@ -76,7 +76,7 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
     report, pending, deletes, seen = IngestReport(), [], [], set()
     for done, path in enumerate(files):
         if progress:
-            progress(done, len(files), path.name)
+            progress(done, len(files), (names or {}).get(str(path), path.name))
         result, doc, replaced = _one(path, embedder, None if reset else store, chunk_tokens, chunk_overlap,
                                      seen, names or {})
         report.results.append(result)
@@ -104,8 +104,9 @@ def _one(path: Path, embedder, store: IndexStore | None, size: int, overlap: int
         chunks = chunk_sections(sections, embedder, size, overlap)
         vectors = embedder.embed_batch([c.text for c in chunks])
     except IngestError as exc:
-        log.warning("%s", exc)
-        return FileResult(str(path), "error", message=str(exc)), None, []
+        message = str(exc).replace(path.name, names.get(str(path), path.name))  # uploads: the user's name
+        log.warning("%s", message)
+        return FileResult(str(path), "error", message=message), None, []
     except OSError as exc:
         return FileResult(str(path), "error", message=f"{path.name}: cannot be read ({exc.strerror or exc})"), None, []
     seen.add(digest)

@@ -1,0 +1,146 @@
+"""The chat: history per browser session, streamed answers with numbered, expandable citations.
+
+While the model loads, a question gets the retrieval-only answer at once and then the generated
+answer in the same reply. The Stop button interrupts the stream (a Streamlit rerun); what arrived
+is kept, marked as stopped, and never cached.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rag.events import Done, Error, Hits, Status, Token
+
+from .text import md_escape, no_remote_images, safe_markdown
+
+HISTORY_TURNS = 8  # messages offered to the engine; its prompt budget trims further
+
+
+def render(engine, question: str | None) -> None:
+    messages = st.session_state.setdefault("messages", [])
+    for message in messages:
+        _show(message)
+    if question and question.strip():
+        _answer(engine, messages, question.strip())
+
+
+def _show(message: dict) -> None:
+    with st.chat_message(message["role"]):
+        if message["role"] == "user":
+            st.markdown(md_escape(message["content"]))
+            return
+        st.markdown(safe_markdown(message["content"]))
+        _sources(message.get("sources", []))
+        if message.get("meta"):
+            st.caption(message["meta"])
+
+
+def _sources(sources: list[dict]) -> None:
+    for i, src in enumerate(sources, 1):
+        page = f" · page {src['page']}" if src.get("page") else ""
+        with st.expander(f"[{i}] {md_escape(src['source'])}{page} · score {src['score']:.2f}"):
+            st.text(src["text"])  # plain text: never Markdown or HTML from a document
+
+
+class _Stream:
+    """Feeds tokens to st.write_stream and keeps every other event for after the stream."""
+
+    def __init__(self, status_box):
+        self.status_box = status_box
+        self.parts: list[str] = []
+        self.sources: list[dict] = []
+        self.done: Done | None = None
+        self.error: str | None = None
+
+    def tokens(self, events):
+        for event in events:
+            if isinstance(event, Token):
+                self.parts.append(event.text)
+                yield event.text
+            elif isinstance(event, Status):
+                self.status_box.caption(_status_text(event))
+            elif isinstance(event, Hits):
+                self.sources = [{"source": h.source, "page": h.page, "score": h.score, "text": h.text}
+                                for h in event.hits]
+            elif isinstance(event, Done):
+                self.done = event
+            elif isinstance(event, Error):
+                self.error = event.message
+
+
+def _status_text(event: Status) -> str:
+    if event.stage == "queued":
+        return f"⏳ Waiting for another answer to finish — {event.position} ahead of you"
+    return {"retrieving": "🔎 Searching your documents…", "generating": "✍️ Writing the answer…",
+            "loading": f"⏳ Loading the {event.detail}…"}.get(event.stage, event.stage)
+
+
+def meta_line(done: Done) -> str:
+    if done.retrieval_only:
+        return f"retrieval only · retrieval {done.retrieval_ms:.0f} ms"
+    if done.cache:
+        return f"cache hit ({done.cache}) · {done.total_ms:.0f} ms"
+    parts = ["cache miss", f"retrieval {done.retrieval_ms:.0f} ms"]
+    if done.first_token_ms is not None:
+        parts.append(f"first token {done.first_token_ms:.0f} ms")
+    parts += [f"{done.tokens_per_s:.1f} tokens/s", f"{done.prompt_tokens} prompt tokens"]
+    if done.reason:
+        parts.append(done.reason)
+    return " · ".join(parts)
+
+
+def _run(engine, question: str, history: list[dict], wait: bool, record: dict, key: str) -> _Stream:
+    status_box, stop_box = st.empty(), st.empty()
+    stop_box.button("⏹ Stop", key=key, help="Stop generating; the text so far is kept")
+    stream = _Stream(status_box)
+    events = engine.ask(question, history, wait_for_model=wait)
+    record["stream"] = stream
+    try:
+        st.write_stream(no_remote_images(stream.tokens(events)))
+    finally:
+        events.close()  # on Stop (a rerun) this releases the model lock at once
+    status_box.empty()
+    stop_box.empty()
+    if stream.error:
+        st.error(stream.error)
+    _sources(stream.sources)
+    if stream.done:
+        st.caption(meta_line(stream.done))
+    return stream
+
+
+def _answer(engine, messages: list[dict], question: str) -> None:
+    messages.append({"role": "user", "content": question})
+    _show(messages[-1])
+    history = [{"role": m["role"], "content": m["content"]} for m in messages[:-1] if not m.get("retrieval_only")]
+    history = history[-HISTORY_TURNS:]
+    record: dict = {"role": "assistant", "content": "", "sources": [], "meta": ""}
+    turn = len(messages)
+    try:
+        with st.chat_message("assistant"):
+            stream = _run(engine, question, history, False, record, f"stop-{turn}-a")
+            if stream.done and stream.done.retrieval_only and engine.model.state == "loading":
+                st.caption("The model is still loading — its answer follows here when it is ready.")
+                st.divider()
+                stream = _run(engine, question, history, True, record, f"stop-{turn}-b")
+    finally:
+        _record(messages, record)
+
+
+def _record(messages: list[dict], record: dict) -> None:
+    """Keep the answer in the session history, also when Stop interrupted it."""
+    stream: _Stream | None = record.pop("stream", None)
+    if stream is None:
+        return
+    record["content"] = "".join(stream.parts).strip() or (stream.error or "")
+    record["sources"] = stream.sources
+    if stream.done is None and stream.error is None:
+        record["content"] += "\n\n*(stopped)*"
+    elif stream.done is not None:
+        record["meta"] = meta_line(stream.done)
+        record["retrieval_only"] = stream.done.retrieval_only
+    messages.append(record)
+
+
+def clear() -> None:
+    st.session_state["messages"] = []

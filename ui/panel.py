@@ -1,0 +1,84 @@
+"""Sidebar panels refreshed live with st.fragment (no chat rerun): load states and the memory optimizer."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from .text import md_escape
+
+MiB = 1024 * 1024
+LABELS = {"embedder": "Embedder", "index": "Index", "model": "Model"}
+
+
+@st.fragment(run_every=1.0)
+def render_load_states(engine) -> None:
+    for part in (engine.embedder, engine.index, engine.model):
+        name = LABELS[part.name]
+        if part.state == "ready":
+            st.caption(f"✅ {name} ready in {part.load_seconds:.1f} s")
+        elif part.state == "loading":
+            st.caption(f"⏳ {name} loading…")
+        elif part.state == "failed":
+            st.caption(f"⚠️ {name}: {md_escape(str(part.error))}")
+        else:
+            st.caption(f"⏸ {name} loads on first use")
+
+
+@st.fragment(run_every=2.0)
+def render_memory_panel(engine) -> None:
+    status = engine.status()
+    st.subheader("Memory optimizer")
+    _readings(status)
+    _plan(status)
+    c = status["cache"]
+    st.markdown(f"**Answer cache** · hit rate {c['hit_rate']:.0%} · {c['exact']} exact + {c['semantic']} semantic "
+                f"hits · {c['miss']} misses · {c['entries']} entries")
+    _chart(status["history"])
+
+
+def _readings(status: dict) -> None:
+    mem = status["memory"]
+    for gpu in mem["gpus"]:
+        label = f"GPU {gpu['index']} {md_escape(gpu['name'])}: {gpu['used'] // MiB:,} / {gpu['total'] // MiB:,} MiB"
+        st.progress(min(1.0, gpu["used"] / gpu["total"]), text=label)
+    if not mem["gpus"]:
+        st.caption(f"VRAM: {md_escape(mem['gpu_note'] or 'no NVIDIA GPU')}")
+    used = mem["ram_total"] - mem["ram_available"]
+    st.progress(min(1.0, used / mem["ram_total"]),
+                text=f"RAM {used // MiB:,} / {mem['ram_total'] // MiB:,} MiB · this process {mem['rss'] // MiB:,} MiB")
+    low = "on" if status["settings"]["low_vram"] else "off"
+    st.caption(f"Pressure: **{mem['pressure']}** ({mem['used_fraction']:.0%} used) · LOW_VRAM {low}")
+
+
+def mib(n: float) -> str:
+    """Example: 1536 * 1024 -> '1.5 MiB'; 734003200 -> '700 MiB'."""
+    return f"{n / MiB:,.1f} MiB" if n < 10 * MiB else f"{n / MiB:,.0f} MiB"
+
+
+def _plan(status: dict) -> None:
+    model, plan = status["model"], status["plan"]
+    if plan is None:
+        st.caption("No tuned plan yet: it is made when a model loads.")
+        return
+    st.markdown(f"**Model** {md_escape(model['path'].rsplit('/', 1)[-1])} · {mib(model['file_bytes'])} "
+                f"{model['quantization']}, memory-mapped  \nweights: GPU {mib(plan['weights_gpu'])}, "
+                f"CPU {mib(plan['weights_cpu'])} · KV cache {mib(plan['kv_bytes'])}")
+    lines = []
+    for name in ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "type_k", "flash_attn"):
+        choice = plan["choices"][name]
+        value = {1: "f16", 8: "q8_0"}.get(choice["value"], choice["value"]) if name == "type_k" else choice["value"]
+        lines.append(f"- **{name} = {value}** — {md_escape(choice['reason'])}")
+    st.markdown("\n".join(lines))
+    for warning in plan["warnings"]:
+        st.warning(md_escape(warning))
+
+
+def _chart(history: list) -> None:
+    if len(history) < 2:
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame(history, columns=["time", "RSS MiB", "VRAM MiB"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="s")
+    frame[["RSS MiB", "VRAM MiB"]] = frame[["RSS MiB", "VRAM MiB"]] / MiB
+    st.line_chart(frame.set_index("time"), height=140)
