@@ -43,6 +43,23 @@ def signature(question: str) -> list[str]:
     return sorted(set(_NUMBER.findall(text)) | set(quoted))
 
 
+_FOLLOW_UP = re.compile(
+    r"^(and|but|so|also|then|what about|how about|why|how so|and why|really|ok|okay)\b"
+    r"|\b(it|its|it's|this|that|these|those|they|them|their|he|she|him|her|one|ones|former|latter|above|"
+    r"previous|earlier|first|second|third|last|same|more|else|again)\b"
+    r"|(그거|그것|이거|이것|저거|저것|그럼|그러면|그리고|그건|그게|위의|앞의|첫\s?번째|두\s?번째|세\s?번째|마지막|다시|더)",
+    re.IGNORECASE)
+
+
+def depends_on_history(question: str) -> bool:
+    """True for questions that lean on the conversation ("what about the second one?", "why?").
+
+    A self-contained question gets the same answer whatever came before, so its cache entry is shared
+    across turns and browser sessions; a follow-up is cached only for the same conversation."""
+    text = normalize(question)
+    return len(text.split()) <= 3 or bool(_FOLLOW_UP.search(text))
+
+
 def scope_key(index_version: str, model_fp: str, params: dict, history: list[dict]) -> str:
     """What an answer depends on besides the question: index, model, parameters, prompt, conversation."""
     from .prompt import PROMPT_VERSION

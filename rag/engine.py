@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import memory, prompt, retrieve
-from .cache import AnswerCache, scope_key
+from .cache import AnswerCache, depends_on_history, scope_key
 from .config import Settings
 from .embeddings import load_embedder
 from .errors import ModelError, RagError
@@ -109,16 +109,17 @@ class Engine:
         yield Status("retrieving")
         fingerprint = self.model_fingerprint()
         version = committed_version(self.settings.index_dir) or "v000000"
+        context = history if depends_on_history(question) else []  # what the answer may depend on
         # a generated answer is valid for the same model file, index version and parameters, so it
         # is served before waiting for the model, the embedder or FAISS to load
         if fingerprint != "none" and (hit := self.cache.lookup_exact(
-                question, scope_key(version, fingerprint, self.gen_params(), history))):
+                question, scope_key(version, fingerprint, self.gen_params(), context))):
             yield from self._cached(hit, began)
             return
         for part in (self.model, self.embedder):  # load in parallel while the index opens
             part.start_if_idle()
         store = self.index.get()
-        scope = scope_key(store.version, fingerprint, self.gen_params(), history)
+        scope = scope_key(store.version, fingerprint, self.gen_params(), context)
         if wait_for_model and not self.model.ready and self.model.state != "failed":
             yield Status("loading", "model")
         model, reason = self._model_or_reason(wait_for_model)

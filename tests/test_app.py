@@ -1,0 +1,111 @@
+"""Streamlit AppTest: the real app.py and the real engine, headless, in this process."""
+
+import threading
+import time
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from rag.config import PROJECT_ROOT
+from rag.lazy import Lazy
+
+APP = str(PROJECT_ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine():
+    """Each test gets its own engine: the cache_resource is process-wide."""
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()
+
+
+def engine():
+    from ui.resources import get_engine
+
+    return get_engine()  # the same cached object the app run created
+
+
+def wait_ready(eng, *parts, timeout=120):
+    for part in parts:
+        getattr(eng, part).get(timeout=timeout)
+    deadline = time.time() + timeout
+    while eng.index.get().count() == 0 and time.time() < deadline:  # the bundled sample is being indexed
+        time.sleep(0.2)
+
+
+def captions(at) -> str:
+    return "\n".join(c.value for c in at.caption) + "\n".join(c.value for c in at.sidebar.caption)
+
+
+def test_page_renders_before_anything_is_loaded(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert at.title[0].value == "AI-CHAT" and len(at.chat_input) == 1
+    text = captions(at)
+    assert "Embedder loading" in text or "Embedder ready" in text  # load states are shown
+    assert "Memory optimizer" in [s.value for s in at.sidebar.subheader]
+
+
+def test_chat_round_trip_with_a_generated_model(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder", "model")
+    at.chat_input[0].set_value("How do I add documents?").run()
+    assert not at.exception
+    user, assistant = at.chat_message[0], at.chat_message[-1]
+    assert user.markdown[0].value == "How do I add documents?"
+    assert assistant.markdown[0].value.strip()  # the streamed answer
+    assert "cache miss" in assistant.caption[-1].value and "prompt tokens" in assistant.caption[-1].value
+    labels = [e.label for e in assistant.expander]
+    assert labels and labels[0].startswith("[1] user\\-guide\\.md")
+
+
+def test_retrieval_only_without_a_model():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder")
+    at.chat_input[0].set_value("What is LOW_VRAM for?").run()
+    answer = at.chat_message[-1]
+    assert "Retrieval only" in answer.markdown[0].value and "no GGUF in models/" in answer.markdown[0].value
+    assert answer.caption[-1].value.startswith("retrieval only")
+    assert "no GGUF in models/" in captions(at)  # the model's load state says why
+
+
+def test_quick_answer_while_loading_then_the_full_answer(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    eng = engine()
+    wait_ready(eng, "embedder")
+    gate = threading.Event()
+    eng.model = Lazy("model", lambda: gate.wait(60) and eng._load_model())  # a slow disk, held open
+    eng.model.start()
+    threading.Timer(1.5, gate.set).start()
+    at.chat_input[0].set_value("How do I add documents?").run()
+    answer = at.chat_message[-1]
+    texts = [m.value for m in answer.markdown]
+    assert texts[0].startswith("**Retrieval only**") and "still loading" in texts[0]
+    assert any("its answer follows" in c.value for c in answer.caption)
+    assert "cache miss" in answer.caption[-1].value  # the generated answer came after
+
+
+def test_panel_shows_the_plan_and_a_hit_rate_after_a_repeated_question(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder", "model")
+    at.chat_input[0].set_value("What is the answer cache?").run()
+    at.chat_input[0].set_value("What is the answer cache?").run()
+    assert "cache hit (exact)" in at.chat_message[-1].caption[-1].value
+    at.run()  # the panel is drawn before the chat; in a browser its fragment refreshes every 2 s
+    panel = "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**n_ctx = 4096**" in panel and "**n_gpu_layers = 0**" in panel and "**n_threads =" in panel
+    assert "hit rate 50%" in panel and "1 exact" in panel
+    assert "Q4_0" in panel and "KV cache 1.0 MiB" in panel
+
+
+def test_bad_env_value_is_shown_not_raised(monkeypatch):
+    monkeypatch.setenv("N_CTX", "lots")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.exception
+    assert "N_CTX='lots' is not a whole number" in at.error[0].value
