@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint demo clean
+.PHONY: install browser run test lint demo clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ run: install
 demo: install
 	$(PY) -m rag demo
 
-test: install
+browser:
+	scripts/install-chromium.sh
+
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install

@@ -70,14 +70,13 @@ class TicketLock:
 
         def positions():
             last = None
-            while True:
-                with self._cond:
-                    if self._cond.wait_for(lambda: self._serving == ticket, poll):
-                        return
+            while self.position(ticket) > 0:  # reported at once, then whenever it changes
                 position = self.position(ticket)
                 if position != last:
                     last = position
                     yield position
+                with self._cond:
+                    self._cond.wait_for(lambda: self._serving == ticket, poll)
 
         try:
             yield positions()

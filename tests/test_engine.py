@@ -1,4 +1,5 @@
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -18,7 +19,7 @@ def run(engine, question, **kw):
 
 @pytest.fixture
 def engine(settings, embedder, tiny_model, corpus):
-    eng = Engine(replace(settings, model_path=tiny_model), embedder=embedder)
+    eng = Engine(replace(settings, model_path=tiny_model, temperature=0.0), embedder=embedder)  # greedy: repeatable
     report = eng.ingest([corpus[0]])
     assert not report.errors
     eng.model.get(timeout=60)
@@ -103,21 +104,30 @@ def test_broken_model_is_reported_and_chat_goes_on(settings, embedder, corpus, t
 
 
 def test_concurrent_askers_queue_and_all_finish(engine):
-    results, queued = [], []
+    lock = engine.model.get().lock
+    holder = lock.take()  # another tab is generating
+    results, queued = [], {}
 
     def ask(i):
         for event in engine.ask(f"Question number {i} about deliveries and storage?", wait_for_model=True):
             if isinstance(event, Status) and event.stage == "queued":
-                queued.append(event.position)
+                queued.setdefault(i, []).append(event.position)
             if isinstance(event, (Done, Error)):
                 results.append(event)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
+    deadline = time.time() + 60
+    while lock.waiting < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    assert lock.waiting == 5
+    lock.release(holder)
     for t in threads:
         t.join(120)
     assert len(results) == 4 and all(isinstance(r, Done) and not r.retrieval_only for r in results)
+    assert sorted(positions[0] for positions in queued.values()) == [1, 2, 3, 4]
+    assert all(p == sorted(p, reverse=True) for p in queued.values())  # places only move forward
 
 
 def test_empty_question_is_an_error(engine):

@@ -51,7 +51,7 @@ def test_prefix_of_the_previous_prompt_is_reused(llm):
 
 def test_cancel_between_tokens(llm):
     cancel, stats, got = threading.Event(), GenerationStats(), []
-    for piece in llm.stream(MESSAGES, 200, 0.8, stats, cancel=cancel):
+    for piece in llm.stream(MESSAGES, 200, 0.0, stats, cancel=cancel):  # greedy: no early EOS by chance
         got.append(piece)
         if len(got) == 3:
             cancel.set()
@@ -60,7 +60,7 @@ def test_cancel_between_tokens(llm):
 
 def test_deadline_stops_generation(llm):
     stats = GenerationStats()
-    list(llm.stream(MESSAGES, 200, 0.8, stats, deadline=time.monotonic() - 1))
+    list(llm.stream(MESSAGES, 200, 0.0, stats, deadline=time.monotonic() - 1))
     assert stats.finish_reason == "timeout" and stats.completion_tokens <= 2
 
 

@@ -54,7 +54,8 @@ def _ingest(engine, files) -> list[tuple[str, str]]:
     for result in report.results:
         label = md_escape(names.get(result.path, result.path))
         if result.status in ("added", "replaced"):
-            notes.append(("ok", f"{label}: {result.chunks} passages indexed"))
+            plural = "" if result.chunks == 1 else "s"
+            notes.append(("ok", f"{label}: {result.chunks} passage{plural} indexed"))
             continue
         engine.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
         notes.append(("warn", md_escape(result.message) if result.status == "error" else f"{label}: already indexed"))

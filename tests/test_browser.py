@@ -1,0 +1,123 @@
+"""Real browser: `streamlit run app.py` on loopback, driven by Playwright in Debian's headless Chromium."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from rag.config import PROJECT_ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHAT_INPUT = '[data-testid="stChatInput"] textarea'
+
+if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1"], cwd=PROJECT_ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if health(port) == 200:
+            return proc
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not start: {proc.stderr.read()[-2000:]}")
+
+
+def health(port: int) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as resp:
+            return resp.status
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def server(tiny_model, isolated):
+    port = free_port()
+    proc = start_server({"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data")}, port)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def ask(page, question: str) -> None:
+    page.fill(CHAT_INPUT, question)
+    page.press(CHAT_INPUT, "Enter")
+
+
+WATCH_LAST_ANSWER = """() => {
+  window.__lengths = [];
+  new MutationObserver(() => {
+    const msgs = document.querySelectorAll('[data-testid="stChatMessage"]');
+    const last = msgs[msgs.length - 1];
+    const md = last && last.querySelector('[data-testid="stMarkdownContainer"]');
+    if (md && msgs.length >= 2) window.__lengths.push(md.innerText.length);
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_upload_ask_and_see_the_streamed_cited_answer(server, browser, tmp_path):
+    doc = tmp_path / "locker.txt"
+    doc.write_text("Facilities note. The locker combination for the bike room is FERNTIDE-4471. "
+                   "Lockers are emptied every Friday evening.")
+    page = browser.new_page()
+    page.goto(f"http://127.0.0.1:{server}")
+    page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+    page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(doc))
+    page.get_by_role("button", name="Add 1 file(s) to the index").click()
+    page.get_by_text("locker.txt: 1 passage indexed").wait_for(timeout=90_000)
+    page.evaluate(WATCH_LAST_ANSWER)
+    ask(page, "What is the locker combination for the bike room?")
+    answer = page.locator('[data-testid="stChatMessage"]').nth(1)
+    answer.get_by_text("cache miss").wait_for(timeout=90_000)
+    lengths = page.evaluate("window.__lengths")
+    assert len(set(lengths)) >= 2, lengths  # the answer grew on the page: it streamed
+    citation = answer.locator('[data-testid="stExpander"]').first
+    assert "[1] locker.txt · score" in citation.inner_text()
+    citation.click()
+    assert "FERNTIDE-4471" in citation.inner_text()
+    page.close()
+
+
+def test_three_tabs_ask_at_once(server, browser):
+    pages = []
+    for _ in range(3):
+        context = browser.new_context()  # separate browser sessions
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{server}")
+        page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+        pages.append(page)
+    for i, page in enumerate(pages):
+        ask(page, f"Question {i}: how does the memory optimizer choose n_ctx?")
+    for page in pages:
+        page.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("cache").wait_for(timeout=120_000)
+    assert health(server) == 200
+    for page in pages:
+        page.context.close()
