@@ -1,8 +1,9 @@
 """AI-CHAT — the Streamlit face of the engine. Thin: widgets and session state; rag/ does the work.
 
-The title, chat input and sidebar are drawn before the engine is even asked for, and the engine
-(shared by every browser session through st.cache_resource) loads its parts in the background,
-so the page is there at once. No torch, sentence_transformers, llama_cpp or faiss import here.
+The title and chat input are drawn before the engine is even asked for; the engine (shared by
+every browser session through st.cache_resource) starts loading its parts in background threads
+at the end of the first run (see resources.start_loading), so the page is there at once.
+No torch, sentence_transformers, llama_cpp or faiss import here.
 """
 
 import streamlit as st
@@ -20,3 +21,4 @@ with st.sidebar:
     documents.render(engine)
     panel.render_memory_panel(engine)
 chat.render(engine, question)
+resources.start_loading(engine)  # after the page is drawn; a no-op on later runs

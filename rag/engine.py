@@ -42,7 +42,7 @@ class Engine:
         self.meta: GGUFMeta | None = None
         self.plan: memory.Plan | None = None
         self.embedder = Lazy("embedder", (lambda: embedder) if embedder is not None
-                             else (lambda: load_embedder(settings.embed_model)))
+                             else (lambda: _frozen(load_embedder(settings.embed_model))))
         self.index = Lazy("index", self._open_index)
         self.model = Lazy("model", self._load_model)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
@@ -265,6 +265,14 @@ class Engine:
             self.cache.close()
             freed = gc.collect()
             log.warning("memory pressure %s: ran gc (%d objects) and released the cache handle", level, freed)
+
+
+def _frozen(value):
+    """Move everything alive now (torch, transformers, the model) out of the garbage collector's
+    scans: these objects live as long as the process, and each full collection walked them all."""
+    gc.collect()
+    gc.freeze()
+    return value
 
 
 def _hit_dict(hit: Hit) -> dict:

@@ -13,14 +13,40 @@ from rag.errors import RagError
 
 log = logging.getLogger(__name__)
 SAMPLE_DOCS = PROJECT_ROOT / "docs"
+EMBEDDER_DELAY_S = 2.0
 
 
 @st.cache_resource(show_spinner=False)
 def get_engine() -> Engine:
-    """Create the engine (its parts load in background threads) and offer the bundled sample."""
-    engine = Engine(Settings.from_env())
-    threading.Thread(target=_offer_sample, args=(engine,), name="sample-docs", daemon=True).start()
-    return engine
+    """Create the engine; `start_loading` begins loading its parts once the first page is drawn."""
+    return Engine(Settings.from_env(), start=False)
+
+
+def start_loading(engine: Engine) -> None:
+    """Start loading the engine's parts in background threads (once per engine).
+
+    The model (llama.cpp, mostly outside the GIL) and the index start at once. The embedder's torch
+    import is CPU-bound and holds the GIL: on 2 cores it slowed the browser's fetch of the page by
+    ~0.5 s, so it starts EMBEDDER_DELAY_S later, after the page is drawn, followed by the bundled
+    sample. A question asked before then loads what it needs on demand."""
+    with _once_lock:
+        if engine in _started:
+            return
+        _started.add(engine)
+    engine.index.start_if_idle()
+    engine.model.start_if_idle()
+    timer = threading.Timer(EMBEDDER_DELAY_S, _load_embedder_and_sample, args=(engine,))
+    timer.daemon = True
+    timer.start()
+
+
+def _load_embedder_and_sample(engine: Engine) -> None:
+    engine.embedder.start_if_idle()
+    _offer_sample(engine)
+
+
+_once_lock = threading.Lock()
+_started: set = set()
 
 
 def _offer_sample(engine: Engine) -> None:

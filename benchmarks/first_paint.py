@@ -1,0 +1,121 @@
+"""First paint of app.py vs a bare Streamlit page, in headless Chromium, side by side.
+
+cold:    server process start -> chat input visible in a fresh browser context
+loading: a new tab 2 s after start, while the app still loads its parts in the background
+warm:    a new tab once the server has settled (SETTLE_S after start)
+The app runs with a 0.5B-shape Q4_0 GGUF in MODEL_PATH and an empty index (a first run: the
+bundled guide is indexed in the background). Rounds alternate which page goes first; medians
+are reported. Bar: cold app / cold bare <= 1.2.
+
+    .venv/bin/python -m benchmarks.first_paint [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rag.config import PROJECT_ROOT
+from rag.modelgen import PRESETS, write_model
+
+CHAT_INPUT = '[data-testid="stChatInput"] textarea'
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BAR = 1.2
+SETTLE_S = 25.0
+KINDS = ("cold", "loading", "warm")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def paint(browser, url: str, deadline_s: float = 120) -> float:
+    """Seconds until the chat input is visible, retrying while the server is not listening."""
+    context = browser.new_context()
+    page = context.new_page()
+    began = time.perf_counter()
+    while True:
+        try:
+            page.goto(url, timeout=5000)
+            break
+        except Exception:  # connection refused until the server listens; the page error type varies
+            if time.perf_counter() - began > deadline_s:
+                raise
+            time.sleep(0.02)
+    page.wait_for_selector(CHAT_INPUT, state="visible", timeout=deadline_s * 1000)
+    elapsed = time.perf_counter() - began
+    context.close()
+    return elapsed
+
+
+def measure(browser, script: str, env: dict) -> dict[str, float]:
+    port = free_port()
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+                             "--server.address", "127.0.0.1"], cwd=PROJECT_ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        paint(browser, url)
+        cold = time.perf_counter() - began  # from process start
+        time.sleep(max(0.0, 2.0 - (time.perf_counter() - began)))
+        loading = paint(browser, url)
+        time.sleep(max(0.0, SETTLE_S - (time.perf_counter() - began)))
+        return {"cold": cold, "loading": loading, "warm": paint(browser, url)}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="first-paint-"))
+    model = write_model(work / "qwen-0.5b-shape-q4_0.gguf", PRESETS["0.5b"])
+    print(f"model: {model.name} {model.stat().st_size / 2**20:.0f} MiB; {args.rounds} rounds", flush=True)
+    times = {name: {kind: [] for kind in KINDS} for name in ("app", "bare")}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS)
+        for r in range(args.rounds):  # noqa: B007
+            order = ["app", "bare"] if r % 2 == 0 else ["bare", "app"]
+            for name in order:
+                data = work / f"round{r}-{name}"
+                env = {"MODEL_PATH": str(model), "INDEX_DIR": str(data / "index"),
+                       "CACHE_DIR": str(data / "cache"), "DATA_DIR": str(data / "data")}
+                script = "app.py" if name == "app" else "benchmarks/bare_app.py"
+                got = measure(browser, script, env)
+                for kind in KINDS:
+                    times[name][kind].append(got[kind])
+                print(f"round {r + 1} {name:4}: " + ", ".join(f"{k} {got[k]:.2f} s" for k in KINDS), flush=True)
+        browser.close()
+    shutil.rmtree(work, ignore_errors=True)
+    med = {n: {k: statistics.median(v) for k, v in t.items()} for n, t in times.items()}
+    ratios = {kind: med["app"][kind] / med["bare"][kind] for kind in KINDS}
+    print()
+    for kind in KINDS:
+        bar = f" (bar <= {BAR})" if kind == "cold" else ""
+        print(f"median {kind:7} first paint: app {med['app'][kind]:.2f} s, bare {med['bare'][kind]:.2f} s, "
+              f"ratio {ratios[kind]:.2f}{bar}")
+    if args.json:
+        args.json.write_text(json.dumps({"times": times, "median": med, "ratios": ratios}, indent=1))
+    return 0 if ratios["cold"] <= BAR else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
