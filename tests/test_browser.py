@@ -1,6 +1,7 @@
 """Real browser: `streamlit run app.py` on loopback, driven by Playwright in Debian's headless Chromium."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -55,6 +56,15 @@ def server(tiny_model, isolated):
     yield port
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory):
+    """~50 MB: generates a few hundred tokens a second here, so a long answer lasts seconds."""
+    from rag.modelgen import Shape, write_model
+
+    shape = Shape(n_vocab=2048, n_embd=1024, n_layer=8, n_head=16, n_head_kv=4, n_ff=2816, n_ctx_train=8192)
+    return write_model(tmp_path_factory.mktemp("slow") / "slow.gguf", shape)
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +131,37 @@ def test_three_tabs_ask_at_once(server, browser):
     assert health(server) == 200
     for page in pages:
         page.context.close()
+
+
+def test_second_tab_sees_its_place_and_stop_keeps_the_partial_answer(slow_model, isolated, browser):
+    env = {"MODEL_PATH": str(slow_model), "MAX_TOKENS": "2000", "TEMPERATURE": "0", "TOP_K": "1",
+           "DATA_DIR": str(isolated / "data")}
+    port = free_port()
+    proc = start_server(env, port)
+    try:
+        tabs = []
+        for _ in range(2):
+            page = browser.new_context().new_page()
+            page.goto(f"http://127.0.0.1:{port}")
+            page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+            tabs.append(page)
+        first, second = tabs
+        first.get_by_text("Model ready").wait_for(timeout=60_000)
+        first.get_by_text("Embedder ready").wait_for(timeout=60_000)
+        question = "How does the memory optimizer choose the context size?"
+        ask(first, question)
+        first.get_by_text("Writing the answer").wait_for(timeout=60_000)
+        ask(second, "What happens when a file fails to ingest?")
+        second.get_by_text(re.compile(r"1 ahead of you")).wait_for(timeout=30_000)
+        first.get_by_role("button", name=re.compile("Stop")).click()
+        answer = first.locator('[data-testid="stChatMessage"]').nth(1)
+        answer.get_by_text("(stopped)").wait_for(timeout=30_000)
+        second.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("cache miss").wait_for(timeout=120_000)
+        ask(first, question)  # the stopped answer was not cached: it is generated again
+        first.get_by_text("Writing the answer").wait_for(timeout=60_000)
+        assert first.locator('[data-testid="stChatMessage"]').nth(3).get_by_text("cache hit").count() == 0
+        first.get_by_role("button", name=re.compile("Stop")).click()
+        assert health(port) == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)

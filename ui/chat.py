@@ -7,6 +7,8 @@ is kept, marked as stopped, and never cached.
 
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from rag.events import Done, Error, Hits, Status, Token
@@ -14,10 +16,16 @@ from rag.events import Done, Error, Hits, Status, Token
 from .text import md_escape, no_remote_images, safe_markdown
 
 HISTORY_TURNS = 8  # messages offered to the engine; its prompt budget trims further
+UNWIND_WAIT_S = 5.0
 
 
 def render(engine, question: str | None) -> None:
     messages = st.session_state.setdefault("messages", [])
+    # Stop (any click) makes Streamlit start a new run at once while the interrupted one is still
+    # unwinding; wait for it to store its partial answer before drawing the history.
+    answering = st.session_state.setdefault("answering", threading.Lock())
+    if answering.acquire(timeout=UNWIND_WAIT_S):
+        answering.release()
     for message in messages:
         _show(message)
     if question and question.strip():
@@ -116,15 +124,20 @@ def _answer(engine, messages: list[dict], question: str) -> None:
     history = history[-HISTORY_TURNS:]
     record: dict = {"role": "assistant", "content": "", "sources": [], "meta": ""}
     turn = len(messages)
-    try:
-        with st.chat_message("assistant"):
-            stream = _run(engine, question, history, False, record, f"stop-{turn}-a")
-            if stream.done and stream.done.retrieval_only and engine.model.state == "loading":
-                st.caption("The model is still loading — its answer follows here when it is ready.")
-                st.divider()
-                stream = _run(engine, question, history, True, record, f"stop-{turn}-b")
-    finally:
-        _record(messages, record)
+    with st.session_state["answering"]:
+        try:
+            _reply(engine, question, history, record, turn)
+        finally:
+            _record(messages, record)
+
+
+def _reply(engine, question: str, history: list[dict], record: dict, turn: int) -> None:
+    with st.chat_message("assistant"):
+        stream = _run(engine, question, history, False, record, f"stop-{turn}-a")
+        if stream.done and stream.done.retrieval_only and engine.model.state == "loading":
+            st.caption("The model is still loading — its answer follows here when it is ready.")
+            st.divider()
+            _run(engine, question, history, True, record, f"stop-{turn}-b")
 
 
 def _record(messages: list[dict], record: dict) -> None:
