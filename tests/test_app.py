@@ -113,3 +113,29 @@ def test_bad_env_value_is_shown_not_raised(monkeypatch):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
     assert "N_CTX='lots' is not a whole number" in at.error[0].value
+
+
+def test_delete_a_document_and_clear_the_chat(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    eng = engine()
+    wait_ready(eng, "embedder", "model")
+    at.chat_input[0].set_value("What is the answer cache?").run()
+    assert len(at.chat_message) == 2
+    at.run()  # the document list (a fragment) now shows the sample
+    doc = eng.index.get().documents()[0]
+    at.sidebar.button(key=f"del-{doc['doc_id']}").click().run()
+    assert eng.index.get().documents() == []
+    next(b for b in at.sidebar.button if b.label == "Clear chat").click().run()
+    assert len(at.chat_message) == 0
+
+
+def test_ui_imports_none_of_the_heavy_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys, ui.chat, ui.documents, ui.panel, ui.resources; "
+            "heavy = {'torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'transformers'} & set(sys.modules); "
+            "print(sorted(heavy)); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

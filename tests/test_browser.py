@@ -52,7 +52,8 @@ def health(port: int) -> int | None:
 @pytest.fixture
 def server(tiny_model, isolated):
     port = free_port()
-    proc = start_server({"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data")}, port)
+    proc = start_server({"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data"), "MAX_UPLOAD_MB": "1"},
+                        port)
     yield port
     proc.terminate()
     proc.wait(10)
@@ -93,16 +94,24 @@ WATCH_LAST_ANSWER = """() => {
 }"""
 
 
-def test_upload_ask_and_see_the_streamed_cited_answer(server, browser, tmp_path):
+def test_upload_ask_and_see_the_streamed_cited_answer(server, browser, tmp_path, isolated):
     doc = tmp_path / "locker.txt"
     doc.write_text("Facilities note. The locker combination for the bike room is FERNTIDE-4471. "
                    "Lockers are emptied every Friday evening.")
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 this is not really a pdf")
+    big = tmp_path / "big.txt"
+    big.write_text("x" * (2 * 2**20))  # over MAX_UPLOAD_MB=1
     page = browser.new_page()
     page.goto(f"http://127.0.0.1:{server}")
     page.wait_for_selector(CHAT_INPUT, timeout=30_000)
-    page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', str(doc))
-    page.get_by_role("button", name="Add 1 file(s) to the index").click()
+    page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', [str(broken), str(big), str(doc)])
+    page.get_by_role("button", name="Add 3 file(s) to the index").click()
     page.get_by_text("locker.txt: 1 passage indexed").wait_for(timeout=90_000)
+    page.get_by_text(re.compile(r"broken\.pdf: not a readable PDF")).wait_for()
+    page.get_by_text(re.compile(r"big\.txt is 2\.0 MB; the limit is 1 MB")).wait_for()
+    stored = list((isolated / "data" / "uploads").iterdir())  # the broken PDF's copy was removed
+    assert len(stored) == 1 and stored[0].suffix == ".txt" and stored[0].read_text().startswith("Facilities")
     page.evaluate(WATCH_LAST_ANSWER)
     ask(page, "What is the locker combination for the bike room?")
     answer = page.locator('[data-testid="stChatMessage"]').nth(1)
