@@ -41,9 +41,9 @@ def cmd_ingest(args) -> int:
     return 1 if report.errors and len(report.errors) == len(report.results) else 0
 
 
-def _source_line(i: int, hit) -> str:
-    page = f", page {hit.page}" if hit.page else ""
-    return f"[{i}] {hit.source}{page} (score {hit.score:.3f})"
+def _source_line(p) -> str:
+    page = f", page {p.page}" if p.page else ""
+    return f"[{p.n}] {p.source}{page} (score {p.score:.3f})"
 
 
 def cmd_ask(args, engine=None) -> int:
@@ -63,14 +63,14 @@ def cmd_ask(args, engine=None) -> int:
             done = event
     if args.json:
         print(json.dumps({**done.as_dict(), "sources": [
-            {"n": i, "source": h.source, "page": h.page, "score": round(h.score, 4), "text": h.text}
-            for i, h in enumerate(hits, 1)]}, ensure_ascii=False, indent=1))
+            {"n": p.n, "source": p.source, "page": p.page, "score": round(p.score, 4), "text": p.text}
+            for p in hits]}, ensure_ascii=False, indent=1))
         return 0
     print()
     if hits:
         print("\nSources:")
-        for i, hit in enumerate(hits, 1):
-            print("  " + _source_line(i, hit))
+        for p in hits:
+            print("  " + _source_line(p))
     kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
     print(f"\n{kind} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
           + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")

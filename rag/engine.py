@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from . import memory, prompt, retrieve
@@ -25,10 +26,11 @@ from .embeddings import load_embedder
 from .errors import ModelError, RagError
 from .events import Done, Error, Hits, Status, Token
 from .gguf_meta import GGUFMeta, read_meta
-from .index import Hit, IndexStore, committed_version
+from .index import IndexStore, committed_version
 from .ingest import IngestReport, ingest
 from .lazy import Lazy
 from .llm import GenerationStats, LocalLLM
+from .prompt import Passage
 
 log = logging.getLogger(__name__)
 MARGIN_TOKENS = 16  # slack between the prompt + answer and n_ctx
@@ -114,7 +116,7 @@ class Engine:
         # is served before waiting for the model, the embedder or FAISS to load
         if fingerprint != "none" and (hit := self.cache.lookup_exact(
                 question, scope_key(version, fingerprint, self.gen_params(), context))):
-            yield from self._cached(hit, began)
+            yield from self._cached(question, hit, began)
             return
         for part in (self.model, self.embedder):  # load in parallel while the index opens
             part.start_if_idle()
@@ -130,33 +132,36 @@ class Engine:
         t0 = time.perf_counter()
         vector = embedder.embed_batch([question])[0]
         if model is not None and (hit := self.cache.lookup_semantic(question, scope, vector)):
-            yield from self._cached(hit, began)
+            yield from self._cached(question, hit, began)
             return
         hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=vector)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         if model is None:
-            answer = retrieve.retrieval_only_answer(hits, reason)
-            yield Hits(hits[:3])
+            passages = retrieve.numbered(hits[:3])
+            answer = retrieve.retrieval_only_answer(passages, reason)
+            yield Hits(passages)
             yield Token(answer)
             yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=retrieval_ms,
                        total_ms=(time.perf_counter() - began) * 1000)
             return
         self.cache.count("miss")
         yield from self._generate(model, question, history, hits, cancel, retrieval_ms, began,
-                                  lambda answer, used: self.cache.store(question, scope, answer,
-                                                                        [_hit_dict(h) for h in used], vector))
+                                  lambda answer, cited: self.cache.store(question, scope, answer,
+                                                                         [asdict(p) for p in cited], vector))
 
-    def _cached(self, hit, began: float) -> Iterator:
+    def _cached(self, question: str, hit, began: float) -> Iterator:
         self.cache.count(hit.kind)
-        yield Hits([Hit(**h) for h in hit.hits])
+        yield Hits([Passage(**p) for p in hit.hits])
         yield Token(hit.answer)
-        yield Done(hit.answer, cache=hit.kind, total_ms=(time.perf_counter() - began) * 1000)
+        turn = [{"role": "user", "content": question, "passages": hit.hits},
+                {"role": "assistant", "content": hit.answer}]
+        yield Done(hit.answer, cache=hit.kind, total_ms=(time.perf_counter() - began) * 1000, turn=turn)
 
     def _generate(self, model: LocalLLM, question, history, hits, cancel, retrieval_ms, began, store) -> Iterator:
         max_tokens = min(self.settings.max_tokens, model.n_ctx // 2)
         budget = model.n_ctx - max_tokens - MARGIN_TOKENS
         built = prompt.build(question, history, hits, model.count_chat, budget)
-        yield Hits(built.hits)
+        yield Hits(built.citations)
         ticket = model.lock.take()
         with model.lock.hold_reporting(ticket) as waiting:
             for position in waiting:
@@ -167,10 +172,11 @@ class Engine:
             for piece in model.stream(built.messages, max_tokens, self.settings.temperature, stats, cancel, deadline):
                 parts.append(piece)
                 yield Token(piece)
-        answer = "".join(parts).strip()
+        raw = "".join(parts)
+        answer = raw.strip()
         complete = stats.finish_reason in ("stop", "length")
         if complete and answer:
-            store(answer, built.hits)
+            store(answer, built.citations)
         reason = {"cancelled": "stopped by the user", "timeout":
                   f"stopped after GEN_TIMEOUT_S={self.settings.gen_timeout_s:g}s"}.get(stats.finish_reason, "")
         yield Done(answer, reason=reason, finish_reason=stats.finish_reason, retrieval_ms=retrieval_ms,
@@ -178,7 +184,8 @@ class Engine:
                    tokens_per_s=stats.tokens_per_s, prompt_tokens=stats.prompt_tokens,
                    reused_tokens=stats.reused_tokens, completion_tokens=stats.completion_tokens,
                    total_ms=(time.perf_counter() - began) * 1000,
-                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns})
+                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns},
+                   turn=prompt.turn_record(built, question, raw) if complete else [])
 
     # ---- documents -------------------------------------------------------------------------
     def ingest(self, paths, progress=None, names: dict[str, str] | None = None) -> IngestReport:
@@ -275,6 +282,3 @@ def _frozen(value):
     return value
 
 
-def _hit_dict(hit: Hit) -> dict:
-    return {"chunk_id": hit.chunk_id, "score": hit.score, "text": hit.text, "source": hit.source,
-            "page": hit.page, "doc_id": hit.doc_id}

@@ -14,7 +14,7 @@ class Status:
 
 @dataclass
 class Hits:
-    hits: list  # index.Hit, numbered from 1 in this order
+    hits: list  # prompt.Passage: what the answer may cite, each with its number `n`
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Done:
     completion_tokens: int = 0
     total_ms: float = 0.0
     extra: dict = field(default_factory=dict)
+    turn: list = field(default_factory=list)  # this exchange, to pass back as history next time
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -111,6 +111,7 @@ class LocalLLM:
         self.path = path
         self.n_ctx = self.llama.n_ctx()
         self.lock = TicketLock()
+        self._last_sequence: tuple[str, list[int]] = ("", [])  # (rendered text, its token ids) in the KV cache
         self._formatter = self._make_formatter(chat_template or FALLBACK_TEMPLATE)
 
     def _make_formatter(self, template: str):
@@ -131,13 +132,22 @@ class LocalLLM:
             raise ModelError(f"{self.path}'s chat template cannot be rendered ({exc}): use another GGUF") from exc
         return formatter
 
-    def tokenize_chat(self, messages: list[dict]) -> tuple[list[int], list[str]]:
-        """Token ids of the rendered chat (with the generation prompt) and its stop strings."""
+    def tokenize_chat(self, messages: list[dict]) -> tuple[list[int], list[str], str]:
+        """Token ids of the rendered chat (with the generation prompt), its stop strings, and its text.
+
+        If the rendered text starts with the last evaluated sequence (its prompt + the answer as
+        generated), those exact token ids are reused and only the rest is tokenized: re-tokenizing
+        an answer need not give the ids the model generated, which would break the KV prefix match."""
         rendered = self._formatter(messages=messages)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
-        tokens = self.llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
-                                     special=True)
-        return tokens, [s for s in stop if s]
+        text = rendered.prompt
+        last_text, last_tokens = self._last_sequence
+        if last_text and text.startswith(last_text):
+            tokens = last_tokens + self.llama.tokenize(text[len(last_text):].encode("utf-8"), add_bos=False,
+                                                       special=True)
+        else:
+            tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        return tokens, [s for s in stop if s], text
 
     def count_chat(self, messages: list[dict]) -> int:
         return len(self.tokenize_chat(messages)[0])
@@ -167,8 +177,10 @@ class LocalLLM:
 
         Drives Llama.generate() token by token with an incremental UTF-8 decoder: linear in the
         answer length (create_completion's streaming re-detokenizes the whole answer per token)."""
-        tokens, stop = self.tokenize_chat(messages)
+        tokens, stop, prompt_text = self.tokenize_chat(messages)
         max_tokens = max(1, min(max_tokens, self.n_ctx - len(tokens)))
+        generated: list[int] = []
+        answer, cut = "", -1
         stats.prompt_tokens, stats.reused_tokens = len(tokens), self._reused(tokens)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         hold = max((len(s) for s in stop), default=1) - 1  # tail that may be the start of a stop string
@@ -183,12 +195,14 @@ class LocalLLM:
                     stats.finish_reason = "stop"
                     break
                 stats.completion_tokens += 1
+                generated.append(token)
                 pending += decoder.decode(self.llama.detokenize([token]))
                 cut = min((i for i in (pending.find(s) for s in stop) if i >= 0), default=-1)
                 if cut >= 0:
                     pending, stats.finish_reason = pending[:cut], "stop"
                     break
                 if len(pending) > hold:
+                    answer += pending[: len(pending) - hold]
                     yield pending[: len(pending) - hold]
                     pending = pending[len(pending) - hold:]
                 if stats.completion_tokens >= max_tokens:
@@ -202,7 +216,11 @@ class LocalLLM:
                     break
             pending += decoder.decode(b"", final=True)
             if pending and stats.finish_reason in ("stop", "length"):
+                answer += pending
                 yield pending
+            # remember text -> ids only when the answer text is exactly the generated tokens' text
+            whole = cut < 0 if stats.finish_reason == "stop" else stats.finish_reason == "length"
+            self._last_sequence = (prompt_text + answer, tokens + generated) if whole else ("", [])
         finally:
             generator.close()
             stats.generate_s = time.perf_counter() - began

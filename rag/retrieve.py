@@ -7,7 +7,7 @@ quoted and cited, clearly labelled as extracts rather than a generated answer.
 from __future__ import annotations
 
 from .index import Hit, IndexStore
-from .prompt import cite_label
+from .prompt import Passage, cite_label
 
 MIN_SCORE = 0.05  # below this cosine a MiniLM match is noise
 
@@ -19,15 +19,20 @@ def search(embedder, store: IndexStore, query: str, k: int, vector=None) -> list
     return [h for h in store.search(vector, k) if h.score >= MIN_SCORE]
 
 
-def retrieval_only_answer(hits: list[Hit], reason: str) -> str:
-    """Markdown quoting the top passages with their citation numbers."""
+def retrieval_only_answer(passages: list[Passage], reason: str) -> str:
+    """Markdown quoting the passages with their citation numbers."""
     head = f"**Retrieval only** — {reason}. The most relevant passages from your documents:\n\n"
-    if not hits:
+    if not passages:
         return head.replace("The most relevant passages from your documents:", "Nothing relevant was found.")
     parts = []
-    for i, hit in enumerate(hits[:3], 1):
-        text = " ".join(hit.text.split())
+    for p in passages:
+        text = " ".join(p.text.split())
         if len(text) > 400:
             text = text[:400].rsplit(" ", 1)[0] + " …"
-        parts.append(f"[{i}] *{cite_label(hit)}*: {text}")
+        parts.append(f"[{p.n}] *{cite_label(p)}*: {text}")
     return head + "\n\n".join(parts)
+
+
+def numbered(hits: list[Hit]) -> list[Passage]:
+    """Hits as citable passages numbered from 1."""
+    return [Passage(i, h.source, h.page, h.text, h.chunk_id, h.score) for i, h in enumerate(hits, 1)]

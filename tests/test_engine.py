@@ -64,6 +64,16 @@ def test_cancelled_answer_is_not_cached(engine):
     assert again.cache is None
 
 
+def test_follow_up_reuses_the_first_turns_kv_cache(engine):
+    _, first, hits = run(engine, "How is the service hatch key labelled?", wait_for_model=True)
+    assert first.turn and first.turn[0]["passages"] and [p.n for p in hits] == list(range(1, len(hits) + 1))
+    _, second, _ = run(engine, "And where is that key kept?", history=first.turn, wait_for_model=True)
+    first_uncached = first.prompt_tokens - first.reused_tokens
+    second_uncached = second.prompt_tokens - second.reused_tokens
+    assert second.prompt_tokens > first.prompt_tokens  # the whole first exchange is in the prompt
+    assert second_uncached <= 0.3 * first_uncached, (first_uncached, second_uncached)
+
+
 def test_pdf_citation_has_its_page(engine):
     _, _, hits = run(engine, "How is the service hatch key labelled?", wait_for_model=True)
     top = hits[0]

@@ -5,7 +5,7 @@ from rag.config import Settings
 from rag.gguf_meta import read_meta
 from rag.index import Hit
 from rag.llm import LocalLLM
-from rag.prompt import SYSTEM_PROMPT, build
+from rag.prompt import SYSTEM_PROMPT, build, turn_record
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_never_over_budget(llm, room):
     built = build("What next?", history, hits(10, 80), llm.count_chat, budget)
     assert built.n_tokens == llm.count_chat(built.messages) <= budget
     assert built.messages[0]["content"] == SYSTEM_PROMPT
-    kept = [h.chunk_id for h in built.hits]
+    kept = [p.chunk_id for p in built.citations]
     assert kept == sorted(kept)  # lowest-ranked passages go first
     assert built.dropped_hits + built.dropped_turns > 0
 
@@ -46,3 +46,16 @@ def test_oldest_history_goes_before_passages(llm):
     built = build("Q?", history, hits(4, 20), llm.count_chat, full - 50)
     assert built.dropped_turns == 2 and built.dropped_hits == 0
     assert built.messages[1]["content"].startswith("old question 2")
+
+
+def test_follow_up_reuses_earlier_passages_with_their_numbers(llm):
+    first = build("What is in doc 0?", [], hits(3, 10), llm.count_chat, 4000)
+    history = turn_record(first, "What is in doc 0?", " An answer [1].")
+    overlapping = hits(4, 10)[1:]  # docs 1, 2 were sent already; doc 3 is new
+    second = build("And doc 3?", history, overlapping, llm.count_chat, 4000)
+    assert [p.n for p in second.citations] == [2, 3, 4] and [p.n for p in second.new_passages] == [4]
+    assert second.messages[:3] == first.messages[:2] + [{"role": "assistant", "content": " An answer [1]."}]
+    assert second.messages[-1]["content"].startswith("Context passages:\n\n[4] doc3.pdf, page 4")
+    again = build("Say more?", history, hits(3, 10), llm.count_chat, 4000)
+    assert again.new_passages == []
+    assert again.messages[-1]["content"] == "(Use the passages above.)\n\nQuestion: Say more?"

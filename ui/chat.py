@@ -15,7 +15,7 @@ from rag.events import Done, Error, Hits, Status, Token
 
 from .text import md_escape, no_remote_images, safe_markdown
 
-HISTORY_TURNS = 8  # messages offered to the engine; its prompt budget trims further
+HISTORY_TURNS = 4  # question/answer pairs offered to the engine; its prompt budget trims further
 UNWIND_WAIT_S = 5.0
 
 
@@ -44,9 +44,9 @@ def _show(message: dict) -> None:
 
 
 def _sources(sources: list[dict]) -> None:
-    for i, src in enumerate(sources, 1):
+    for src in sources:
         page = f" · page {src['page']}" if src.get("page") else ""
-        with st.expander(f"[{i}] {md_escape(src['source'])}{page} · score {src['score']:.2f}"):
+        with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · score {src['score']:.2f}"):
             st.text(src["text"])  # plain text: never Markdown or HTML from a document
 
 
@@ -68,8 +68,8 @@ class _Stream:
             elif isinstance(event, Status):
                 self.status_box.caption(_status_text(event))
             elif isinstance(event, Hits):
-                self.sources = [{"source": h.source, "page": h.page, "score": h.score, "text": h.text}
-                                for h in event.hits]
+                self.sources = [{"n": p.n, "source": p.source, "page": p.page, "score": p.score, "text": p.text}
+                                for p in event.hits]
             elif isinstance(event, Done):
                 self.done = event
             elif isinstance(event, Error):
@@ -120,8 +120,9 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
 def _answer(engine, messages: list[dict], question: str) -> None:
     messages.append({"role": "user", "content": question})
     _show(messages[-1])
-    history = [{"role": m["role"], "content": m["content"]} for m in messages[:-1] if not m.get("retrieval_only")]
-    history = history[-HISTORY_TURNS:]
+    # earlier exchanges exactly as the engine sent them (Done.turn), so llama.cpp reuses their KV cache
+    turns = [m["turn"] for m in messages[:-1] if m.get("turn")][-HISTORY_TURNS:]
+    history = [message for turn in turns for message in turn]
     record: dict = {"role": "assistant", "content": "", "sources": [], "meta": ""}
     turn = len(messages)
     with st.session_state["answering"]:
@@ -151,7 +152,7 @@ def _record(messages: list[dict], record: dict) -> None:
         record["content"] += "\n\n*(stopped)*"
     elif stream.done is not None:
         record["meta"] = meta_line(stream.done)
-        record["retrieval_only"] = stream.done.retrieval_only
+        record["turn"] = stream.done.turn
     messages.append(record)
 
 
