@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo clean
+.PHONY: install browser run test lint demo bench bench-quick clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ test: install browser
 
 lint: install
 	$(PY) -m ruff check rag tests
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) -m rag bench
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) -m rag bench --quick
 
 clean:
 	rm -rf $(VENV) index cache .pytest_cache

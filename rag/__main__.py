@@ -203,6 +203,16 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    """The benchmark suite (needs `make bench-deps`); the code lives in benchmarks/."""
+    try:
+        from benchmarks.suite import run
+    except ImportError as exc:
+        raise RagError(f"the benchmark needs its extra packages ({exc.name} is missing): run `make bench`") from exc
+    run(args.quick, Path(args.out), args.preset or None)
+    return 0
+
+
 def cmd_make_model(args) -> int:
     from .modelgen import PRESETS, write_model
 
@@ -241,6 +251,11 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_config)
     sub.add_parser("demo", help="index docs/ and ask one question (what `make run` does)").set_defaults(
         func=cmd_demo)
+    s = sub.add_parser("bench", help="speed and memory vs bare llama.cpp and a LangChain pipeline")
+    s.add_argument("--quick", action="store_true", help="smoke run, under 3 minutes")
+    s.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench.png")
+    s.add_argument("--preset", action="append", choices=["0.5b", "1.5b"], help="model preset(s) to run")
+    s.set_defaults(func=cmd_bench)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
     s.add_argument("out")
     s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")

@@ -106,6 +106,9 @@ class Settings:
     max_tokens: int = _env("MAX_TOKENS", _int(1, 32_768), 512, "512", "Most tokens generated per answer.")
     low_vram: bool = _env("LOW_VRAM", _bool, False, "false",
                           "Smaller batches and a q8_0 KV cache (with flash attention) to save VRAM.")
+    use_mmap: bool = _env("USE_MMAP", _bool, True, "true",
+                          "Memory-map the GGUF. 0 loads it into RAM: no double-counted pages when llama.cpp "
+                          "repacks Q4_0 weights for the CPU, but a slower cold start.")
     temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
     top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
     chunk_tokens: int = _env("CHUNK_TOKENS", _int(16, 8192), 200, "200",

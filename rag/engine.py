@@ -131,10 +131,12 @@ class Engine:
         store.check_embedder(embedder.id, embedder.dim)
         t0 = time.perf_counter()
         vector = embedder.embed_batch([question])[0]
+        # a follow-up ("and who checks it?") is searched together with the question it follows
+        query_vector = embedder.embed_batch([search_query(question, history)])[0] if context else vector
         if model is not None and (hit := self.cache.lookup_semantic(question, scope, vector)):
             yield from self._cached(question, hit, began)
             return
-        hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=vector)
+        hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=query_vector)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         if model is None:
             passages = retrieve.numbered(hits[:3])
@@ -272,6 +274,12 @@ class Engine:
             self.cache.close()
             freed = gc.collect()
             log.warning("memory pressure %s: ran gc (%d objects) and released the cache handle", level, freed)
+
+
+def search_query(question: str, history: list[dict]) -> str:
+    """The text searched for a follow-up question: the previous question, then this one."""
+    previous = [m["content"] for m in history if m["role"] == "user"][-1:]
+    return " ".join(previous + [question])
 
 
 def _frozen(value):

@@ -38,6 +38,7 @@ class GGUFMeta:
     layer_bytes: list[int]
     other_bytes: int
     chat_template: str | None = None
+    input_embedding_bytes: int = 0  # token_embd: one row is read per token, not the whole table
     metadata: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -79,12 +80,31 @@ class _Cursor:
                 raise ModelError(f"{self.path} has a corrupt metadata array; download the file again")
             if etype in _SCALAR:  # fixed-size items: skip in one step
                 self.take(count * struct.calcsize(_SCALAR[etype]))
+            elif etype == _STRING:  # vocabularies: 150k+ strings, skipped in a tight loop
+                self.pos = _skip_strings(self.buf, self.pos, count, self.path)
             else:
                 for _ in range(count):
                     self.value(etype, False)
             return count if keep_array else None
         raise ModelError(f"{self.path} has an unknown metadata type {vtype}: the file is corrupt or "
                          "from a newer GGUF version; download it again or upgrade llama-cpp-python")
+
+
+_U64 = struct.Struct("<Q").unpack_from
+
+
+def _skip_strings(buf, pos: int, count: int, path: Path) -> int:
+    """Position after `count` length-prefixed strings starting at `pos`."""
+    end = len(buf)
+    try:
+        for _ in range(count):
+            pos += 8 + _U64(buf, pos)[0]
+    except struct.error:
+        pos = end + 1
+    if pos > end:
+        raise ModelError(f"{path} is truncated inside its header ({end} bytes): "
+                         "the download did not finish; download the file again")
+    return pos
 
 
 def _sniff(path: Path, head: bytes) -> None:
@@ -163,7 +183,7 @@ def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) ->
         raise ModelError(f"{path} has architecture {arch!r}, which this llama.cpp does not know: "
                          "use a supported model (llama, qwen2, mistral, gemma, phi3 ...) or upgrade llama-cpp-python")
     n_layer = int(meta.get(f"{arch}.block_count", 0))
-    layer_bytes, other, kinds, end = [0] * n_layer, 0, Counter(), data_start
+    layer_bytes, other, kinds, end, embd = [0] * n_layer, 0, Counter(), data_start, 0
     for name, dims, ggml_type, offset in tensors:
         nbytes, kind = _tensor_bytes(path, dims, ggml_type)
         kinds[kind] += nbytes
@@ -173,13 +193,15 @@ def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) ->
             layer_bytes[int(parts[1])] += nbytes
         else:
             other += nbytes
+        if name == "token_embd.weight":
+            embd = nbytes
     if end > size:
         raise ModelError(f"{path} is truncated: {size:,} bytes of {end:,} expected "
                          f"({100 * size / end:.1f}%); the download did not finish, download it again")
-    return _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds)
+    return _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd)
 
 
-def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds) -> GGUFMeta:
+def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd) -> GGUFMeta:
     n_embd = int(meta.get(f"{arch}.embedding_length", 0))
     n_head = _first_int(meta.get(f"{arch}.attention.head_count"), 1)
     n_head_kv = _first_int(meta.get(f"{arch}.attention.head_count_kv"), n_head)
@@ -195,7 +217,7 @@ def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds) -> GGUFMet
         n_vocab=int(meta.get("tokenizer.ggml.tokens") or meta.get(f"{arch}.vocab_size", 0)),
         quantization=kinds.most_common(1)[0][0] if kinds else "unknown",
         layer_bytes=layer_bytes, other_bytes=other,
-        chat_template=meta.get("tokenizer.chat_template"), metadata=meta,
+        chat_template=meta.get("tokenizer.chat_template"), input_embedding_bytes=embd, metadata=meta,
     )
 
 

@@ -172,8 +172,9 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
         "type_v": Choice(kv_type, "same type as the keys", 0),
         "flash_attn": Choice(flash, "GPU: fused attention avoids the score matrix" if flash
                              else "CPU: flash attention gains little here", 0),
-        "use_mmap": Choice(True, "weights are memory-mapped: instant load, pages shared with the OS cache",
-                           meta.weight_bytes - weights_gpu),
+        "use_mmap": Choice(settings.use_mmap, "weights are memory-mapped: instant load, pages shared with the OS "
+                           "cache" if settings.use_mmap else "USE_MMAP=0: weights read into RAM once (no pages "
+                           "counted twice when llama.cpp repacks them)", meta.weight_bytes - weights_gpu),
         "n_threads": Choice(threads, "N_THREADS set" if settings.n_threads
                             else f"{reading.physical_cores} physical cores (hyper-threads slow decoding)", 0),
         "n_threads_batch": Choice(threads, "prompt processing uses the same cores", 0),
