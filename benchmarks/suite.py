@@ -50,7 +50,7 @@ def log(msg: str) -> None:
 class Bench:
     def __init__(self, work: Path, quick: bool):
         self.work, self.quick = work, quick
-        self.rounds = 3 if quick else 5
+        self.rounds = 3 if quick else 7
         self.results: dict = {"quick": quick, "machine": machine()}
 
     def settings(self, model: Path | None, name: str, **env) -> Settings:
@@ -80,7 +80,7 @@ def bench_load(b: Bench, model: Path) -> dict:
 
     from rag.engine import Engine
 
-    settings = b.settings(model, "load")
+    settings = b.settings(model, f"load-{model.stem}")
     kwargs = memory.plan(read_meta(model), settings, memory.probe()).llama_kwargs()
     engine_s, bare_s = [], []
     for r in range(b.rounds + 1):  # the first round warms the page cache and is dropped
@@ -88,11 +88,12 @@ def bench_load(b: Bench, model: Path) -> dict:
             gc.collect()
             began = time.perf_counter()
             if which == "engine":
-                Engine(settings, start=False).model.get()
-                took = time.perf_counter() - began
+                loaded = Engine(settings, start=False)
+                loaded.model.get()
             else:
-                Llama(str(model), verbose=False, **kwargs)
-                took = time.perf_counter() - began
+                loaded = Llama(str(model), verbose=False, **kwargs)
+            took = time.perf_counter() - began  # freeing the model is outside the timed region for both
+            del loaded
             if r:
                 (engine_s if which == "engine" else bare_s).append(took)
     return {"engine_s": median(engine_s), "bare_s": median(bare_s), "load_ratio": median(engine_s) / median(bare_s)}
@@ -116,7 +117,7 @@ def bench_generation(b: Bench, model: Path, corpus: Path, embedder) -> dict:
     from rag.engine import Engine
 
     n_tokens = 24 if b.quick else 96
-    settings = b.settings(model, "gen", MAX_TOKENS=str(n_tokens), TOP_K="3" if b.quick else "5")
+    settings = b.settings(model, f"gen-{model.stem}", MAX_TOKENS=str(n_tokens), TOP_K="3" if b.quick else "5")
     engine = Engine(settings, embedder=embedder)
     engine.ingest([corpus])
     llm = engine.model.get()
@@ -249,8 +250,8 @@ def bench_rss(b: Bench, model: Path, corpus: Path) -> dict:
     USE_MMAP=0 N_UBATCH=128; plus the embedder alone, to show what the overhead is made of."""
     out = {}
     for tag, env in (("", {}), ("_nommap", {"USE_MMAP": "0", "N_UBATCH": "128"})):
-        got = child(["-m", "benchmarks.probe_rss", str(corpus), QUESTION], b.env(model, f"rss{tag}", MAX_TOKENS="8",
-                                                                                **env))
+        got = child(["-m", "benchmarks.probe_rss", str(corpus), QUESTION],
+                    b.env(model, f"rss{tag}-{model.stem}", MAX_TOKENS="8", **env))
         expected = got["file_bytes"] + got["kv_bytes"]
         out.update({f"rss_peak_mb{tag}": got["peak_rss"] / MiB, f"rss_model_plus_kv_mb{tag}": expected / MiB,
                     f"rss_overhead_mb{tag}": (got["peak_rss"] - expected) / MiB})
@@ -264,7 +265,7 @@ def bench_peer(b: Bench, model: Path, corpus: Path) -> dict:
     out = {}
     for which in ("ours", "langchain"):
         got = child(["-m", "benchmarks.peer", which, str(corpus), QUESTION],
-                    b.env(model, f"peer-{which}", MAX_TOKENS="8", TOP_K="3" if b.quick else "5"))
+                    b.env(model, f"peer-{which}-{model.stem}", MAX_TOKENS="8", TOP_K="3" if b.quick else "5"))
         for key, value in got.items():
             out[f"peer_{which}_{key}"] = value
     for key in ("ingest_s", "ttft_s", "peak_rss"):

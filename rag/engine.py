@@ -131,11 +131,11 @@ class Engine:
         store.check_embedder(embedder.id, embedder.dim)
         t0 = time.perf_counter()
         vector = embedder.embed_batch([question])[0]
-        # a follow-up ("and who checks it?") is searched together with the question it follows
-        query_vector = embedder.embed_batch([search_query(question, history)])[0] if context else vector
         if model is not None and (hit := self.cache.lookup_semantic(question, scope, vector)):
             yield from self._cached(question, hit, began)
             return
+        # a follow-up ("and who checks it?") is searched together with the question it follows
+        query_vector = embedder.embed_batch([search_query(question, history)])[0] if context else vector
         hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=query_vector)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         if model is None:
