@@ -152,9 +152,6 @@ class LocalLLM:
     def count_chat(self, messages: list[dict]) -> int:
         return len(self.tokenize_chat(messages)[0])
 
-    def count_text(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
     def _reused(self, tokens: list[int]) -> int:
         """Length of the prefix of `tokens` already evaluated in the context."""
         cached = self.llama.input_ids[: self.llama.n_tokens]
