@@ -257,7 +257,7 @@ class Engine:
             "memory": {"ram_total": reading.ram_total, "ram_available": reading.ram_available,
                        "rss": reading.rss, "gpus": [vars(g) for g in reading.gpus], "gpu_note": reading.gpu_note,
                        "pressure": level, "used_fraction": round(used, 3)},
-            "index": {"version": store.version, "chunks": store.count(), "documents": len(store.documents()),
+            "index": {"version": store.version, "chunks": store.count(), "documents": store.manifest.get("documents", 0),
                       "embedder": store.manifest.get("embedder")} if store else None,
             "cache": self.cache.stats(),
             "history": list(self.memory_history),
