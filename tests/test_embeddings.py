@@ -12,3 +12,44 @@ def test_bundled_minilm_embeds_normalised_vectors(embedder):
 def test_token_counts_and_offsets(embedder):
     assert embedder.count_tokens(["hello world", ""]) == [2, 0]
     assert embedder.token_offsets(["hello world"])[0] == [(0, 5), (6, 11)]
+
+
+TEXTS = ["The cat sat on the mat.", "short", "Ünïcödé — 휴가 신청은 어떻게 하나요?",
+         "A long passage about refunds. " * 80]  # past max_seq_length: truncated the same way
+
+
+def reference_model(model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+
+
+def test_direct_path_matches_sentence_transformers(embedder):
+    """The bundled model runs on transformers directly; its vectors are SentenceTransformer's."""
+    from rag.config import default_embed_model
+    from rag.embeddings import direct_config, find_model_dir
+
+    model_dir = find_model_dir(default_embed_model())
+    assert direct_config(model_dir) == {"pooling": "mean", "max_seq_length": 256}
+    expected = reference_model(model_dir).encode(TEXTS, normalize_embeddings=True)
+    got = embedder.embed_batch(TEXTS, batch_size=2)
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_other_module_stacks_go_through_sentence_transformers(tmp_path):
+    """A model with a Dense head (as LaBSE has) is not ours to run: SentenceTransformer runs it."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Dense
+
+    from rag.config import default_embed_model
+    from rag.embeddings import direct_config, find_model_dir, load_embedder
+
+    source = find_model_dir(default_embed_model())
+    model = reference_model(source)
+    head = SentenceTransformer(modules=[*model, Dense(384, 64)], device="cpu")
+    head.save(str(tmp_path / "with-dense"))
+    assert direct_config(tmp_path / "with-dense") is None
+    loaded = load_embedder(tmp_path / "with-dense")
+    vectors = loaded.embed_batch(TEXTS[:2])
+    assert vectors.shape == (2, 64) and loaded.dim == 64
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
