@@ -3,13 +3,13 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo bench bench-quick clean
+.PHONY: install browser run test lint demo bench bench-quick container-test clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements_minimal.txt requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements-dev.txt
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -41,5 +41,9 @@ bench: $(BENCH_STAMP)
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m rag bench --quick
 
+# opt-in (not part of make test): builds both images with buildah, ~15 min the first time
+container-test: install
+	scripts/container-test.sh
+
 clean:
-	rm -rf $(VENV) index cache .pytest_cache
+	rm -rf $(VENV) index cache .pytest_cache build

@@ -1,0 +1,74 @@
+# syntax=docker/dockerfile:1
+# AI-CHAT, the straightforward GPU image: one stage on an nvidia/cuda *devel* base, llama.cpp compiled
+# with CUDA. Dockerfile.optimized builds the slim image (multi-stage, no compiler at runtime).
+#
+#   docker build -t ai-chat .                                                  # CUDA
+#   docker build --build-arg CUDA=off --build-arg BASE=debian:bookworm -t ai-chat:cpu .
+#   docker run --gpus all -p 127.0.0.1:8501:8501 -v "$PWD/models:/app/models:ro" ai-chat
+#
+# Behind a TLS-intercepting proxy, pass its CA bundle:  --secret id=ca_bundle,src=/path/to/ca.crt
+ARG BASE=nvidia/cuda:12.6.3-devel-ubuntu24.04
+FROM ${BASE}
+
+# on: llama.cpp with CUDA (needs a CUDA devel base); off: CPU-only image on any Debian/Ubuntu base
+ARG CUDA=on
+# GPU generations compiled in: Turing, Ampere (A100, RTX 30), Ada (RTX 40), Hopper. Fewer = faster build.
+ARG CUDA_ARCHITECTURES="75;80;86;89;90"
+# The embedder runs on CPU torch (the GPU is llama.cpp's): PyPI's Linux torch would add several GB of
+# CUDA libraries. Empty = take torch from pip's own sources (PIP_INDEX_URL / PIP_FIND_LINKS).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# optional: a PyPI mirror or a local wheel folder, as pip reads them
+ARG PIP_INDEX_URL
+ARG PIP_FIND_LINKS
+
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-dev build-essential cmake \
+      ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv
+
+COPY requirements_minimal.txt /tmp/requirements_minimal.txt
+# The pip cache is split by CUDA on/off: pip caches the llama-cpp-python wheel it compiles and would
+# otherwise hand a CPU build to a CUDA build.
+RUN --mount=type=secret,id=ca_bundle \
+    --mount=type=cache,target=/root/.cache/pip \
+    set -eu; \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    export PIP_CACHE_DIR=/root/.cache/pip/cuda-$CUDA; \
+    if [ "$CUDA" = on ]; then \
+      export CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; \
+      export LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs; \
+    fi; \
+    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) pip install ${TORCH_INDEX_URL:+--extra-index-url $TORCH_INDEX_URL} \
+      -r /tmp/requirements_minimal.txt
+
+RUN useradd --create-home --uid 10001 app
+WORKDIR /app
+COPY --chown=app:app . /app
+RUN mkdir -p /app/models /app/index /app/cache /app/data && chown app:app /app/index /app/cache /app/data
+
+# Settings (README "Configuration" lists them all); unset or 0 = the memory optimizer decides.
+ENV LOW_VRAM=false \
+    N_CTX=0 \
+    N_BATCH=0 \
+    MAX_TOKENS=512 \
+    N_THREADS=0 \
+    MODELS_DIR=/app/models \
+    INDEX_DIR=/app/index \
+    CACHE_DIR=/app/cache \
+    DATA_DIR=/app/data \
+    HF_HUB_OFFLINE=1
+# N_GPU_LAYERS is left unset: the optimizer fits as many layers as the free VRAM allows.
+
+USER app
+VOLUME ["/app/index", "/app/cache", "/app/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
+CMD ["python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501"]
