@@ -23,3 +23,7 @@ class IndexMismatchError(RagError):
 
 class IngestError(RagError):
     """One document could not be read; the rest of the batch goes on."""
+
+
+class IndexWriteError(RagError):
+    """A new index version could not be written (disk full, permissions); the last one is intact."""

@@ -22,14 +22,17 @@ import sqlite3
 import threading
 import time
 import uuid
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import IndexMismatchError, RagError
+from . import failpoints
+from .errors import IndexMismatchError, IndexWriteError, RagError
 
 log = logging.getLogger(__name__)
 FORMAT = "ai-chat-index/1"
+DATA_FILES = ("index.faiss", "chunks.sqlite")
 SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, path TEXT NOT NULL,
                         chunks INTEGER NOT NULL, added REAL NOT NULL);
@@ -69,6 +72,15 @@ def _fsync_dir(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
+
+
+def file_checksum(path: Path) -> str:
+    """CRC-32 and size of a file: catches truncation and flipped bytes (not tampering) at ~1 GB/s."""
+    crc = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return f"crc32:{crc:08x}:{path.stat().st_size}"
 
 
 def committed_version(root: Path) -> str | None:
@@ -198,6 +210,15 @@ class IndexStore:
         except (OSError, ValueError) as exc:
             raise RagError(f"index version {path} has no readable manifest ({exc}): "
                            f"delete {self.root} and re-ingest, or restore it from a backup") from exc
+        for filename, expected in manifest.get("checksums", {}).items():
+            try:
+                actual = file_checksum(path / filename)
+            except OSError as exc:
+                actual = f"unreadable ({exc.strerror or exc})"
+            if actual != expected:
+                raise RagError(f"index version {path} is corrupt: {filename} does not match its checksum "
+                               f"({actual} != {expected}); re-index with `python -m rag reindex`, "
+                               "or restore INDEX_DIR from a backup")
         if manifest.get("format") != FORMAT:
             raise IndexMismatchError(f"{path} has index format {manifest.get('format')!r}, this app reads {FORMAT}: "
                                      "re-index with `python -m rag reindex`")
@@ -231,21 +252,35 @@ class IndexStore:
             base = None if reset else self._current
             name = f"v{int(self.version[1:]) + 1:06d}"
             tmp = self.root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
             try:
+                tmp.mkdir()
+                failpoints.hit("commit.begin")
                 manifest = self._build(tmp, base, list(add), list(delete), embedder_id, dim)
                 os.rename(tmp, self.root / name)
-            except BaseException:
+                failpoints.hit("commit.renamed")
+                _fsync_dir(self.root)
+                pointer = self.root / "CURRENT.tmp"
+                pointer.write_text(name)
+                failpoints.hit("commit.pointer-written")
+                _fsync_file(pointer)
+                os.replace(pointer, self.root / "CURRENT")
+            except BaseException as exc:
+                # not committed: CURRENT still names the base version; remove what this commit wrote
                 shutil.rmtree(tmp, ignore_errors=True)
+                if self._pointer() != name:
+                    shutil.rmtree(self.root / name, ignore_errors=True)
+                (self.root / "CURRENT.tmp").unlink(missing_ok=True)
+                if isinstance(exc, OSError):  # a full disk, a read-only mount, a quota
+                    raise IndexWriteError(
+                        f"could not write the index in {self.root} ({exc.strerror or exc}); nothing was changed "
+                        f"(version {self.version} is intact): free disk space or fix the folder's permissions, "
+                        "then add the files again") from exc
                 raise
-            _fsync_dir(self.root)
-            pointer = self.root / "CURRENT.tmp"
-            pointer.write_text(name)
-            _fsync_file(pointer)
-            os.replace(pointer, self.root / "CURRENT")
+            failpoints.hit("commit.swapped")
             _fsync_dir(self.root)
             self._swap(_Version(self.root / name, manifest))
             self._drop_old(keep={name, base.name if base else name})
+            failpoints.hit("commit.done")
             return name
 
     def _swap(self, version: _Version | None) -> None:
@@ -283,18 +318,24 @@ class IndexStore:
             next_id = (db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
             for doc in add:
                 next_id = self._add_document(db, index, doc, next_id)
+                failpoints.hit("commit.document")
             db.commit()
+            failpoints.hit("commit.sqlite")
             count = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
             n_docs = db.execute("SELECT count(*) FROM documents").fetchone()[0]
         finally:
             db.close()
         faiss.write_index(index, str(tmp / "index.faiss"))
+        failpoints.hit("commit.faiss")
         manifest = {"format": FORMAT, "version": tmp.name.split("-")[1], "embedder": embedder_id, "dim": dim,
-                    "chunking": self.chunk_params, "count": count, "documents": n_docs, "created": time.time()}
+                    "chunking": self.chunk_params, "count": count, "documents": n_docs, "created": time.time(),
+                    "checksums": {name: file_checksum(tmp / name) for name in DATA_FILES}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        for name in ("index.faiss", "chunks.sqlite", "manifest.json"):
+        failpoints.hit("commit.manifest")
+        for name in (*DATA_FILES, "manifest.json"):
             _fsync_file(tmp / name)
         _fsync_dir(tmp)
+        failpoints.hit("commit.fsynced")
         return manifest
 
     @staticmethod

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import loaders
+from . import failpoints, loaders
 from .chunking import chunk_sections
 from .errors import IngestError
 from .index import IndexStore, NewDocument
+from .parse_worker import ParseWorker
 
 log = logging.getLogger(__name__)
 COMMIT_CHUNKS = 2000
@@ -74,18 +76,19 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
     reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
     files = expand(paths)
     report, pending, deletes, seen = IngestReport(), [], [], set()
-    for done, path in enumerate(files):
-        if progress:
-            progress(done, len(files), (names or {}).get(str(path), path.name))
-        result, doc, replaced = _one(path, embedder, None if reset else store, chunk_tokens, chunk_overlap,
-                                     seen, names or {})
-        report.results.append(result)
-        if doc is not None:
-            pending.append(doc)
-            deletes += replaced
-        if not reset and sum(len(d.chunks) for d in pending) >= COMMIT_CHUNKS:
-            store.commit(pending, deletes, embedder.id, embedder.dim)
-            pending, deletes = [], []
+    with ParseWorker() as parser:
+        for done, path in enumerate(files):
+            if progress:
+                progress(done, len(files), (names or {}).get(str(path), path.name))
+            result, doc, replaced = _one(path, parser, embedder, None if reset else store, chunk_tokens,
+                                         chunk_overlap, seen, names or {})
+            report.results.append(result)
+            if doc is not None:
+                pending.append(doc)
+                deletes += replaced
+            if not reset and sum(len(d.chunks) for d in pending) >= COMMIT_CHUNKS:
+                store.commit(pending, deletes, embedder.id, embedder.dim)
+                pending, deletes = [], []
     if pending or deletes or reset:
         store.commit(pending, deletes, embedder.id, embedder.dim, reset=reset)
     if progress:
@@ -94,15 +97,20 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
     return report
 
 
-def _one(path: Path, embedder, store: IndexStore | None, size: int, overlap: int, seen: set, names: dict):
+def _one(path: Path, parser: ParseWorker, embedder, store: IndexStore | None, size: int, overlap: int,
+         seen: set, names: dict):
     """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
+            raise IngestError(f"{path.name}: not a regular file; copy the document into a folder and add that")
         digest = file_digest(path)
         if digest in seen or (store is not None and store.has_document(digest)):
             return FileResult(str(path), "unchanged", message="already indexed"), None, []
-        sections = loaders.load(path)
+        sections = parser.load(path)  # in a child process with a time and memory cap
+        failpoints.hit("ingest.parsed")
         chunks = chunk_sections(sections, embedder, size, overlap)
         vectors = embedder.embed_batch([c.text for c in chunks])
+        failpoints.hit("ingest.embedded")
     except IngestError as exc:
         message = str(exc).replace(path.name, names.get(str(path), path.name))  # uploads: the user's name
         log.warning("%s", message)

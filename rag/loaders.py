@@ -47,7 +47,7 @@ def load_text(path: Path) -> list[Section]:
 
 def load_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(str(path))
@@ -56,6 +56,9 @@ def load_pdf(path: Path) -> list[Section]:
         pages = [Section(i + 1, _clean(page.extract_text() or "")) for i, page in enumerate(reader.pages)]
     except IngestError:
         raise
+    except LimitReachedError as exc:
+        raise IngestError(f"{path.name}: a stream in this PDF decompresses past pypdf's safety limit (a "
+                          "decompression bomb?); re-export it from its source application") from exc
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
         raise IngestError(f"{path.name}: not a readable PDF ({type(exc).__name__}: {exc}); "
                           "re-export it from its source application") from exc

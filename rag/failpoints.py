@@ -1,0 +1,44 @@
+"""Named fault-injection points, for the crash and disk-full tests (the failpoint technique of
+SQLite's and etcd's test suites).
+
+The code calls `hit("commit.renamed")` at the moments a crash or a full disk matters. Nothing happens
+unless AI_CHAT_FAILPOINT is set, to `name[:n][=action]`: at the n-th hit (default 1) of that point the
+action runs. Actions: `kill` (SIGKILL this process: no cleanup, no flush; the default) and `enospc`
+(raise OSError ENOSPC, as a full disk does).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import threading
+
+ENV = "AI_CHAT_FAILPOINT"
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def hit(name: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    target, _, action = spec.partition("=")
+    point, _, nth = target.partition(":")
+    if point != name:
+        return
+    with _lock:
+        _counts[name] = count = _counts.get(name, 0) + 1
+    if count != int(nth or 1):
+        return
+    if action in ("", "kill"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"failpoint {name}")
+    else:
+        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill or enospc)")
+
+
+def reset() -> None:
+    with _lock:
+        _counts.clear()
