@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo bench bench-quick container-test clean
+.PHONY: install browser run test lint demo bench bench-quick container-test soak clean
 
 $(STAMP): requirements_minimal.txt requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m rag bench --quick
+
+# opt-in: the load test of tests/reliability for 2 minutes instead of 20 s
+soak: install
+	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(PY) -m pytest -q tests/reliability/test_load.py
 
 # opt-in (not part of make test): builds both images with buildah, ~15 min the first time
 container-test: install

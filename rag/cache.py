@@ -28,6 +28,14 @@ SEMANTIC_MAX = 2000  # newest entries kept per scope
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'")
 _ERRORS = (sqlite3.Error, OSError)
+LOCK_WAIT_S = 0.5
+
+
+def _is_busy(exc: Exception) -> bool:
+    """A lock held by another process (or diskcache's Timeout for it): not damage, nothing to rebuild."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "Timeout" or (isinstance(exc, sqlite3.OperationalError)
+                                               and ("locked" in text or "busy" in text))
 
 
 def normalize(question: str) -> str:
@@ -83,6 +91,7 @@ class AnswerCache:
         self.semantic = semantic
         self._db = None
         self._broken_logged = False
+        self._busy_logged = False
 
     @property
     def db(self):
@@ -94,7 +103,10 @@ class AnswerCache:
         import diskcache
 
         def make():  # JSONDisk: values are JSON, never pickle, so a tampered cache cannot run code
-            return diskcache.Cache(str(self.directory), size_limit=512 * 1024 * 1024, disk=diskcache.JSONDisk)
+            # timeout: seconds to wait for another process's lock; the cache is an optimisation, so a
+            # locked database means "answer uncached", not "wait a minute" (diskcache's default)
+            return diskcache.Cache(str(self.directory), size_limit=512 * 1024 * 1024, disk=diskcache.JSONDisk,
+                                   timeout=LOCK_WAIT_S)
 
         try:
             return make()
@@ -112,7 +124,15 @@ class AnswerCache:
     def _safely(self, action, default=None):
         try:
             return action()
-        except _ERRORS as exc:
+        except Exception as exc:
+            if _is_busy(exc):
+                if not self._busy_logged:
+                    log.warning("answer cache at %s is locked by another process (%s); answering uncached "
+                                "until it is free", self.directory, exc)
+                    self._busy_logged = True
+                return default
+            if not isinstance(exc, _ERRORS):
+                raise
             self._log_broken(exc)
             self._rebuild()
             return default

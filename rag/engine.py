@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from . import memory, prompt, retrieve
+from . import memory, model_probe, prompt, retrieve
 from .cache import AnswerCache, depends_on_history, scope_key
 from .config import Settings
 from .embeddings import load_embedder
@@ -68,6 +68,7 @@ class Engine:
         self.plan = memory.plan(self.meta, self.settings, memory.probe())
         for warning in self.plan.warnings:
             log.warning("%s", warning)
+        model_probe.probe(path, self.model_fingerprint(), self.settings.cache_dir)  # a crash there spares us
         return LocalLLM(path, self.plan, self.meta.chat_template)
 
     def model_fingerprint(self) -> str:

@@ -1,0 +1,68 @@
+"""A model file that llama.cpp refuses or crashes on is tried in a child process first: the app
+goes on retrieval-only with the reason, and the server process is never at risk."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import gguf
+import pytest
+
+from rag.engine import Engine
+from rag.events import Done
+from rag.model_probe import RECORD
+from rag.modelgen import PRESETS, write_model
+
+
+def refused_by_llama_cpp(path, monkeypatch):
+    """A well-formed GGUF whose header our reader accepts but llama.cpp rejects (0 KV heads)."""
+    real = gguf.GGUFWriter.add_head_count_kv
+    monkeypatch.setattr(gguf.GGUFWriter, "add_head_count_kv", lambda self, n: real(self, 0))
+    try:
+        return write_model(path, PRESETS["tiny"])
+    finally:
+        monkeypatch.setattr(gguf.GGUFWriter, "add_head_count_kv", real)
+
+
+def answer(engine):
+    return [e for e in engine.ask("What is the parking permit number?", wait_for_model=True)
+            if isinstance(e, Done)][-1]
+
+
+@pytest.fixture
+def indexed(settings, embedder, corpus):
+    def make(model_path):
+        engine = Engine(replace(settings, model_path=model_path, max_tokens=8), embedder=embedder)
+        engine.ingest([corpus[0]])
+        return engine
+    return make
+
+
+def test_file_llama_cpp_refuses_is_reported_with_its_reason(indexed, tmp_path, monkeypatch):
+    engine = indexed(refused_by_llama_cpp(tmp_path / "zero-kv-heads.gguf", monkeypatch))
+    done = answer(engine)
+    assert done.retrieval_only and "COPPERLANTERN" in done.answer
+    assert "zero-kv-heads.gguf: llama.cpp cannot load it" in done.reason
+    assert "error loading model" in done.reason or "Failed to load" in done.reason
+
+
+def test_llama_cpp_crash_while_loading_spares_the_server(indexed, tiny_model, monkeypatch):
+    """The child is killed mid-load (the failpoint stands in for an abort or the OOM killer)."""
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "probe.load=kill")
+    engine = indexed(tiny_model)
+    done = answer(engine)
+    assert done.retrieval_only and "COPPERLANTERN" in done.answer
+    assert "llama.cpp crashed while loading it (SIGKILL" in done.reason
+    assert engine.model.state == "failed"
+
+
+def test_a_file_that_passed_is_not_probed_again(indexed, tiny_model, settings, monkeypatch):
+    engine = indexed(tiny_model)
+    assert answer(engine).completion_tokens > 0
+    record = json.loads((settings.cache_dir / RECORD).read_text())
+    assert record == {str(tiny_model): engine.model_fingerprint()}
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "probe.load=kill")  # a probe now would fail: none runs
+    again = indexed(tiny_model)
+    again.model.get(timeout=60)
+    assert again.model.state == "ready"
