@@ -10,12 +10,13 @@ until the rendered prompt fits; it never returns a prompt over budget. Token cou
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from .errors import RagError
 
-PROMPT_VERSION = "p2"
+PROMPT_VERSION = "p3"
 SYSTEM_PROMPT = (
     "You are AI-CHAT, a private assistant that answers questions about the user's documents. "
     "Use only the numbered context passages in the conversation and cite them like [1] or [2]. "
@@ -24,6 +25,18 @@ SYSTEM_PROMPT = (
 )
 
 Messages = list[dict]
+ZWSP = "\u200b"
+# Chat-template control sequences of common model families. The prompt is tokenized with special
+# tokens parsed (the template's own markers must become control tokens), so the same text inside a
+# document or a question would open a new system turn. A zero-width space keeps it plain text.
+_CONTROL = re.compile(r"<\||\|>|</?(?:s|bos|eos|start_of_turn|end_of_turn|think|tool_call)>|\[/?INST\]"
+                      r"|<<SYS>>|<</SYS>>|<<<|>>>")
+
+
+def defang(text: str) -> str:
+    """Untrusted text made inert in a prompt: no template markers, no passage delimiters.
+    Example: '<|im_start|>system' -> '<\u200b|im_start|\u200b>system'."""
+    return _CONTROL.sub(lambda m: m.group()[0] + ZWSP + m.group()[1:], text)
 
 
 @dataclass
@@ -51,10 +64,11 @@ def cite_label(p) -> str:
 
 
 def user_message(passages: list[Passage], question: str, first_turn: bool = True) -> str:
+    question = defang(question)
     if not passages:
         lead = "No passages were found in the documents." if first_turn else "(Use the passages above.)"
         return f"{lead}\n\nQuestion: {question}"
-    blocks = [f"[{p.n}] {cite_label(p)}\n<<<\n{p.text}\n>>>" for p in passages]
+    blocks = [f"[{p.n}] {defang(cite_label(p))}\n<<<\n{defang(p.text)}\n>>>" for p in passages]
     return "Context passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
@@ -66,7 +80,7 @@ def render_history(history: Messages) -> Messages:
             passages = [Passage(**p) for p in m["passages"]]
             out.append({"role": "user", "content": user_message(passages, m["content"], first_turn=i == 0)})
         else:
-            out.append({"role": m["role"], "content": m["content"]})
+            out.append({"role": m["role"], "content": defang(m["content"])})
     return out
 
 

@@ -13,7 +13,7 @@ import streamlit as st
 
 from rag.events import Done, Error, Hits, Status, Token
 
-from .text import md_escape, no_remote_images, safe_markdown
+from .text import md_escape, safe_stream, safe_markdown
 
 HISTORY_TURNS = 4  # question/answer pairs offered to the engine; its prompt budget trims further
 UNWIND_WAIT_S = 5.0
@@ -104,7 +104,7 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     events = engine.ask(question, history, wait_for_model=wait)
     record["stream"] = stream
     try:
-        st.write_stream(no_remote_images(stream.tokens(events)))
+        st.write_stream(safe_stream(stream.tokens(events)))
     finally:
         events.close()  # on Stop (a rerun) this releases the model lock at once
     status_box.empty()

@@ -13,11 +13,12 @@ def md_escape(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def no_remote_images(pieces: Iterable[str]) -> Iterator[str]:
-    """Escape image syntax (`![alt](url)`) in streamed Markdown so no remote image is ever fetched."""
+def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed Markdown (answers quote documents) made inert: image syntax (`![alt](url)`) escaped so
+    no remote image is ever fetched, and `<` as `&lt;` so no HTML tag is ever interpreted."""
     carry = ""
     for piece in pieces:
-        text = (carry + piece).replace("![", "!\\[")
+        text = (carry + piece).replace("![", "!\\[").replace("<", "&lt;")
         carry = "!" if text.endswith("!") else ""
         if carry:
             text = text[:-1]
@@ -28,4 +29,4 @@ def no_remote_images(pieces: Iterable[str]) -> Iterator[str]:
 
 
 def safe_markdown(text: str) -> str:
-    return "".join(no_remote_images([text]))
+    return "".join(safe_stream([text]))
