@@ -13,7 +13,7 @@ import streamlit as st
 
 from rag.events import Done, Error, Hits, Status, Token
 
-from .text import md_escape, safe_stream, safe_markdown
+from .text import md_escape, safe_markdown, safe_stream
 
 HISTORY_TURNS = 4  # question/answer pairs offered to the engine; its prompt budget trims further
 UNWIND_WAIT_S = 5.0
