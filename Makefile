@@ -45,7 +45,7 @@ bench-quick: $(BENCH_STAMP)
 soak: install
 	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(PY) -m pytest -q tests/reliability/test_load.py
 
-# opt-in (not part of make test): builds both images with buildah, ~15 min the first time
+# opt-in (not part of make test): builds both images with buildah (~20 min the first time: llama.cpp compiles once)
 container-test: install
 	scripts/container-test.sh
 

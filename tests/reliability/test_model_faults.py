@@ -39,6 +39,37 @@ def indexed(settings, embedder, corpus):
     return make
 
 
+def unknown_architecture(path):
+    writer = gguf.GGUFWriter(str(path), arch="frobnicator")
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+BAD_FILES = {  # name -> (how to make it from the tiny model's bytes, words in the reason)
+    "empty.gguf": (lambda good, path: path.write_bytes(b""), "empty"),
+    "random.gguf": (lambda good, path: path.write_bytes(bytes(range(256)) * 64), "not a GGUF file"),
+    "lfs-pointer.gguf": (lambda good, path: path.write_bytes(
+        b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4683073536\n"), "Git LFS pointer"),
+    "login-page.gguf": (lambda good, path: path.write_bytes(b"<!DOCTYPE html><html>Sign in</html>"), "HTML"),
+    "odd-arch.gguf": (lambda good, path: unknown_architecture(path), "architecture 'frobnicator'"),
+    "cut-1pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) // 100]), "truncated"),
+    "cut-50pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) // 2]), "truncated"),
+    "cut-99.9pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) * 999 // 1000]), "truncated"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_bad_model_files_leave_the_app_answering_with_the_reason(name, indexed, tiny_model, tmp_path):
+    make, words = BAD_FILES[name]
+    make(tiny_model.read_bytes(), tmp_path / name)
+    done = answer(indexed(tmp_path / name))
+    assert done.retrieval_only and "COPPERLANTERN" in done.answer
+    assert words in done.reason and name in done.reason, done.reason
+
+
 def test_file_llama_cpp_refuses_is_reported_with_its_reason(indexed, tmp_path, monkeypatch):
     engine = indexed(refused_by_llama_cpp(tmp_path / "zero-kv-heads.gguf", monkeypatch))
     done = answer(engine)
