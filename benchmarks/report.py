@@ -7,6 +7,7 @@ from pathlib import Path
 
 ROWS = [  # (label, key, comparison key or None, bar key, format)
     ("1. model ready: engine vs bare Llama()", "engine_s", "bare_s", "load_ratio", "{:.3f} s"),
+    ("1. a new model file's first load adds the crash probe (once)", "probe_s", None, None, "{:.2f} s"),
     ("2. decode tok/s: Engine.ask vs create_completion", "decode_tps_engine", "decode_tps_bare", "decode_ratio",
      "{:.1f}"),
     ("2. memory-bandwidth roofline reached", "roofline_fraction", None, None, "{:.0%}"),

@@ -87,3 +87,23 @@ def test_hit_rate(tmp_path, outcome):
 ])
 def test_follow_ups_are_recognised(question, follow_up):
     assert depends_on_history(question) is follow_up
+
+
+def test_semantic_entries_are_a_bounded_ring_that_survives_restarts(tmp_path, monkeypatch):
+    import numpy as np
+
+    from rag import cache as cache_module
+
+    monkeypatch.setattr(cache_module, "SEMANTIC_MAX", 4)
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cache = AnswerCache(tmp_path)
+    for i, v in enumerate(vectors):
+        cache.store(f"question {chr(97 + i)}", SCOPE, f"answer {i}", [], v)
+    for c in (cache, AnswerCache(tmp_path)):  # in memory, and read back from disk by a new process
+        assert c.lookup_semantic("question x", SCOPE, vectors[0]) is None  # the oldest two were dropped
+        assert c.lookup_semantic("question x", SCOPE, vectors[1]) is None
+        for i in range(2, 6):
+            assert c.lookup_semantic("question x", SCOPE, vectors[i]).answer == f"answer {i}"
+    assert len(AnswerCache(tmp_path)._table(SCOPE).keys) == 4

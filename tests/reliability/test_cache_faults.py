@@ -38,7 +38,7 @@ def test_locked_cache_answers_uncached_logs_once_and_keeps_its_entries(engine, c
     finally:
         locker.kill()
         locker.wait()
-    assert sum("locked by another process" in r.message for r in caplog.records) == 1
+    assert sum("locked by another writer" in r.message for r in caplog.records) == 1
     assert not any("rebuilding" in r.message for r in caplog.records)
     ask(engine, "Where is the emergency generator key kept?")  # stored now that the lock is gone
     assert ask(engine, "Where is the emergency generator key kept?").cache == "exact"

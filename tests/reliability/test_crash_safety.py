@@ -1,4 +1,4 @@
-"""kill -9 at 37 points of ingest, delete and re-index, mid-commit included; a full disk mid-commit.
+"""kill -9 at 36 points of ingest, delete and re-index, mid-commit included; a full disk mid-commit.
 
 Each case copies a committed index, runs the real CLI in a child process with AI_CHAT_FAILPOINT set so
 the child SIGKILLs itself at exactly that point (see rag/failpoints.py), then opens the index the way
