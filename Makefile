@@ -43,7 +43,7 @@ bench-quick: $(BENCH_STAMP)
 
 # opt-in: the load test of tests/reliability for 2 minutes instead of 20 s
 soak: install
-	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(PY) -m pytest -q tests/reliability/test_load.py
+	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(PY) -m pytest -q -s tests/reliability/test_load.py
 
 # opt-in (not part of make test): builds both images with buildah (~20 min the first time: llama.cpp compiles once)
 container-test: install

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 
 import psutil
 
@@ -26,7 +27,8 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
     monkeypatch.setattr(llm.LocalLLM, "__init__", lambda self, *a, **k: (built.append(1), real_init(self, *a, **k)))
     model = engine.model.get()
     stop_at = time.monotonic() + SECONDS
-    answered, errors, queued = [], [], []
+    answered, errors, queued = Counter(), [], []
+    ingested = threading.Event()
     rss = []
 
     def asker(n):
@@ -43,15 +45,19 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
                 elif isinstance(event, Error):
                     errors.append(event.message)
                 elif isinstance(event, Done):
-                    answered.append(event)
+                    answered["all"] += 1
+                    answered["empty"] += not event.answer
+                    answered["cached"] += bool(event.cache)
+                    answered["generated"] += bool(event.completion_tokens)
                     got_done = True
             assert got_done or errors
 
     def ingester():
-        time.sleep(SECONDS / 3)
+        time.sleep(SECONDS / 5)
         doc = tmp_path / "late-arrival.md"
         doc.write_text("# Late arrival\n\nThe rooftop beehive is inspected by ORCHIDFALCON every Tuesday.\n")
         assert not engine.ingest([doc]).errors
+        ingested.set()
 
     threads = [threading.Thread(target=asker, args=(n,)) for n in range(ASKERS)]
     threads.append(threading.Thread(target=ingester))
@@ -59,18 +65,22 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
-        rss.append(process.memory_info().rss)
+        if ingested.is_set():  # warm-up: every path (ask, cache, ingest, new index version) has run once
+            rss.append(process.memory_info().rss)
         time.sleep(0.5)
     for t in threads:
         t.join()
 
     assert not errors, errors[:3]
-    assert len(answered) >= ASKERS * 2 and all(d.answer for d in answered)
-    assert any(d.cache for d in answered) and any(d.completion_tokens for d in answered)
+    assert answered["all"] >= ASKERS * 2 and not answered["empty"]
+    assert answered["cached"] and answered["generated"]
     assert queued and max(queued) >= 2  # others were told their place in the queue
     assert built == [] and engine.model.get() is model  # built once, before the load began
-    warm = rss[len(rss) // 4:]
+    warm = rss[len(rss) // 10:]
     growth = (max(warm[-4:]) - min(warm[:4])) / min(warm[:4])
+    print(f"\n{SECONDS:.0f} s, {ASKERS} askers: {answered['all']} answers ({answered['cached']} cached, "
+          f"{answered['generated']} generated), queue positions up to {max(queued)}, RSS "
+          f"{min(warm[:4]) / 2**20:.0f} -> {max(warm[-4:]) / 2**20:.0f} MB after warm-up ({growth:+.1%})")
     assert growth < 0.05, f"RSS grew {growth:.1%} after warm-up"
     hits = [e for e in engine.ask("Who inspects the rooftop beehive?") if isinstance(e, Hits)][-1].hits
     assert "ORCHIDFALCON" in hits[0].text  # the document ingested mid-chat is searchable
