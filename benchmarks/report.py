@@ -34,8 +34,11 @@ SHARED = [
     ("4. cached answer p50 / p95, semantic", "cache_semantic_p50_ms", "cache_semantic_p95_ms",
      "cache_semantic_p95_ms"),
     ("5. query embed + search p50 / p95, 10k chunks", "retrieval_p50_ms_10k", "retrieval_p95_ms_10k", None),
+    ("5. hybrid (dense + BM25, fused) p50 / p95, 10k chunks", "hybrid_p50_ms_10k", "hybrid_p95_ms_10k",
+     "hybrid_p50_ms_10k"),
     ("5. query embed + search p50 / p95, 100k chunks", "retrieval_p50_ms_100k", "retrieval_p95_ms_100k",
      "retrieval_p50_ms_100k"),
+    ("5. hybrid p50 / p95, 100k chunks", "hybrid_p50_ms_100k", "hybrid_p95_ms_100k", None),
 ]
 
 

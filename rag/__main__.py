@@ -1,4 +1,4 @@
-"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,make-model}.
+"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,eval,make-model}.
 
 Errors print one actionable line (`error: ...`) and exit non-zero; no tracebacks for user errors.
 """
@@ -43,7 +43,7 @@ def cmd_ingest(args) -> int:
 
 def _source_line(p) -> str:
     page = f", page {p.page}" if p.page else ""
-    return f"[{p.n}] {p.source}{page} (score {p.score:.3f})"
+    return f"[{p.n}] {p.source}{page} ({p.found_by or f'score {p.score:.3f}'})"
 
 
 def cmd_ask(args, engine=None) -> int:
@@ -63,7 +63,8 @@ def cmd_ask(args, engine=None) -> int:
             done = event
     if args.json:
         print(json.dumps({**done.as_dict(), "sources": [
-            {"n": p.n, "source": p.source, "page": p.page, "score": round(p.score, 4), "text": p.text}
+            {"n": p.n, "source": p.source, "page": p.page, "score": round(p.score, 4),
+             "found_by": p.found_by, "text": p.text}
             for p in hits]}, ensure_ascii=False, indent=1))
         return 0
     print()
@@ -221,6 +222,17 @@ def cmd_make_model(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .embeddings import load_embedder
+    from .evaluate import evaluate, table
+
+    settings = Settings.from_env()
+    result = evaluate(Path(args.qa), load_embedder(settings.embed_model), k=args.k,
+                      chunk_tokens=args.chunk_tokens or settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+    print(json.dumps(result, indent=1) if args.json else table(result))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rag", description="AI-CHAT: chat with your documents, locally.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -256,6 +268,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench.png")
     s.add_argument("--preset", action="append", choices=["0.5b", "1.5b"], help="model preset(s) to run")
     s.set_defaults(func=cmd_bench)
+    s = sub.add_parser("eval", help="retrieval quality on a SQuAD-format file: hybrid vs dense vs lexical")
+    s.add_argument("qa", help="SQuAD-format JSON, e.g. tests/data/korean-qa.json")
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--chunk-tokens", type=int, default=0, help="chunk size (default CHUNK_TOKENS)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_eval)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
     s.add_argument("out")
     s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")

@@ -56,6 +56,16 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
 
 
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
 def _optional_int(lo: int, hi: int) -> Callable[[str, str], int | None]:
     inner = _int(lo, hi)
 
@@ -111,6 +121,9 @@ class Settings:
                           "repacks Q4_0 weights for the CPU, but a slower cold start.")
     temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
     top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
+    retrieval_mode: str = _env("RETRIEVAL_MODE", _choice("hybrid", "dense", "lexical"), "hybrid", "hybrid",
+                               "hybrid = BM25 over CJK-bigram/word tokens fused with the embedder's vectors; "
+                               "dense or lexical = one of the two alone.")
     chunk_tokens: int = _env("CHUNK_TOKENS", _int(16, 8192), 200, "200",
                              "Chunk size in embedder tokens (capped at the embedder's max_seq_length).")
     chunk_overlap: int = _env("CHUNK_OVERLAP", _int(0, 8191), 40, "40",

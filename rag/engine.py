@@ -93,7 +93,8 @@ class Engine:
     # ---- asking ----------------------------------------------------------------------------
     def gen_params(self) -> dict:
         s = self.settings
-        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_k": s.top_k}
+        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_k": s.top_k,
+                "retrieval": s.retrieval_mode}
 
     def ask(self, question: str, history: list[dict] = (), cancel: threading.Event | None = None,
             wait_for_model: bool = False) -> Iterator:
@@ -137,7 +138,9 @@ class Engine:
             return
         # a follow-up ("and who checks it?") is searched together with the question it follows
         query_vector = embedder.embed_batch([search_query(question, history)])[0] if context else vector
-        hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=query_vector)
+        earlier = " ".join(m["content"] for m in context if m["role"] == "user")  # a follow-up's context
+        hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=query_vector,
+                               mode=self.settings.retrieval_mode, context=earlier)
         retrieval_ms = (time.perf_counter() - t0) * 1000
         if model is None:
             passages = retrieve.numbered(hits[:3])

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import failpoints
+from . import failpoints, lexical
 from .errors import IndexMismatchError, IndexWriteError, RagError
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,11 @@ CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES doc
                      ordinal INTEGER NOT NULL, page INTEGER, start INTEGER, end INTEGER, text TEXT NOT NULL);
 CREATE INDEX chunks_doc ON chunks(doc_id);
 """
+# The lexical leg: each chunk's tokens (lexical.py), rowid = chunk id, in the same SQLite file as the
+# chunks, so it is committed, versioned and rolled back with them.
+FTS_SCHEMA = ("CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, "
+              "tokenize='unicode61 remove_diacritics 2')")
+LEXICAL = "cjk-bigram-unigram-fts5/1"  # the tokenizer's version, recorded in the manifest
 
 
 @dataclass
@@ -59,6 +64,7 @@ class Hit:
     source: str
     page: int | None
     doc_id: str
+    found_by: str = ""  # which retrieval leg(s) found it, with their scores (retrieve.search fills it)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -108,6 +114,7 @@ class _Version:
             self.faiss = faiss.read_index(str(path / "index.faiss"))
         self.db = sqlite3.connect(f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
+        self.has_fts = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'"))
 
     def query(self, sql: str, args=()) -> list:
         with self.lock:
@@ -157,6 +164,15 @@ class IndexStore:
         scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
         found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         return self._hits(version, found)
+
+    def lexical_search(self, match: str, k: int) -> list[Hit]:
+        """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is better)."""
+        version = self._current
+        if version is None or not match or not version.has_fts:
+            return []
+        rows = version.query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                             "ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+        return self._hits(version, [(int(i), float(s)) for i, s in rows])
 
     def _hits(self, version: _Version, found: list[tuple[int, float]]) -> list[Hit]:
         if not found:
@@ -309,10 +325,16 @@ class IndexStore:
             else:
                 db.executescript(SCHEMA)
                 index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'").fetchone():
+                db.execute(FTS_SCHEMA)  # an index from before the lexical leg: fill it once
+                rows = db.execute("SELECT id, text FROM chunks").fetchall()
+                db.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
+                               [(i, lexical.document_text(t)) for i, t in rows])
             if delete:
                 marks = ",".join("?" * len(delete))
                 ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
                 index.remove_ids(np.array(ids, dtype=np.int64))
+                db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", list(delete))
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", list(delete))
             next_id = (db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
@@ -328,7 +350,8 @@ class IndexStore:
         faiss.write_index(index, str(tmp / "index.faiss"))
         failpoints.hit("commit.faiss")
         manifest = {"format": FORMAT, "version": tmp.name.split("-")[1], "embedder": embedder_id, "dim": dim,
-                    "chunking": self.chunk_params, "count": count, "documents": n_docs, "created": time.time(),
+                    "chunking": self.chunk_params, "lexical": LEXICAL, "count": count, "documents": n_docs,
+                    "created": time.time(),
                     "checksums": {name: file_checksum(tmp / name) for name in DATA_FILES}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         failpoints.hit("commit.manifest")
@@ -348,6 +371,8 @@ class IndexStore:
         db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
                        [(int(i), doc.doc_id, c.ordinal, c.page, c.start, c.end, c.text)
                         for i, c in zip(ids, doc.chunks)])
+        db.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
+                       [(int(i), lexical.document_text(c.text)) for i, c in zip(ids, doc.chunks)])
         if len(ids):
             index.add_with_ids(doc.vectors, ids)
         return next_id + len(doc.chunks)

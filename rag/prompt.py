@@ -47,6 +47,7 @@ class Passage:
     text: str
     chunk_id: int = -1
     score: float = 0.0
+    found_by: str = ""  # e.g. "dense 0.61 + BM25 8.20"
 
 
 @dataclass
@@ -97,9 +98,11 @@ def _number(history: Messages, hits: list, trimmed: dict) -> tuple[list[Passage]
     citations, new = [], []
     for h in hits:
         if h.chunk_id in known and h.chunk_id >= 0:
-            citations.append(Passage(**{**known[h.chunk_id], "score": h.score}))
+            found_by = getattr(h, "found_by", "")
+            citations.append(Passage(**{**known[h.chunk_id], "score": h.score, "found_by": found_by}))
             continue
-        p = Passage(next_n, h.source, h.page, trimmed.get(h.chunk_id, h.text), h.chunk_id, h.score)
+        p = Passage(next_n, h.source, h.page, trimmed.get(h.chunk_id, h.text), h.chunk_id, h.score,
+                    getattr(h, "found_by", ""))
         next_n += 1
         citations.append(p)
         new.append(p)

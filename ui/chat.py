@@ -46,7 +46,8 @@ def _show(message: dict) -> None:
 def _sources(sources: list[dict]) -> None:
     for src in sources:
         page = f" · page {src['page']}" if src.get("page") else ""
-        with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · score {src['score']:.2f}"):
+        found = src.get("found_by") or f"score {src['score']:.2f}"  # e.g. "dense 0.61 + BM25 8.20"
+        with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · {found}"):
             st.text(src["text"])  # plain text: never Markdown or HTML from a document
 
 
@@ -68,7 +69,8 @@ class _Stream:
             elif isinstance(event, Status):
                 self.status_box.caption(_status_text(event))
             elif isinstance(event, Hits):
-                self.sources = [{"n": p.n, "source": p.source, "page": p.page, "score": p.score, "text": p.text}
+                self.sources = [{"n": p.n, "source": p.source, "page": p.page, "score": p.score,
+                                 "found_by": p.found_by, "text": p.text}
                                 for p in event.hits]
             elif isinstance(event, Done):
                 self.done = event

@@ -71,6 +71,7 @@ def check_consistent(store: IndexStore) -> None:
     version = store._current
     rows = version.query("SELECT id FROM chunks")
     assert version.faiss.ntotal == len(rows) == store.count() > 0
+    assert version.query("SELECT count(*) FROM chunks_fts")[0][0] == len(rows)  # the lexical leg too
     for (chunk_id,) in rows:
         vector = version.faiss.reconstruct(chunk_id)
         top = store.search(np.asarray(vector, dtype=np.float32), 1)[0]

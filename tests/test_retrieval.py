@@ -1,0 +1,130 @@
+"""Hybrid retrieval: BM25 over CJK-aware tokens (SQLite FTS5, committed with the chunks) fused with
+the dense leg; RETRIEVAL_MODE; follow-ups; the eval command."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from rag import retrieve
+from rag.config import PROJECT_ROOT, Settings
+from rag.errors import ConfigError
+from rag.index import IndexStore, file_checksum
+from rag.ingest import ingest
+from rag.lexical import fts_query, tokens
+
+from .conftest import run_cli
+
+KOREAN = {
+    "leave.md": "연차 휴가 규정\n\n정규직 직원은 매년 15일의 연차 휴가를 받는다. 휴가 신청은 최소 3일 전에 한다.",
+    "parking.md": "주차 안내\n\n방문객 주차는 지하 2층을 이용하며 최대 3시간까지 무료이다.",
+    "coffee.md": "Coffee guide\n\nThe espresso machine on floor 4 is descaled every Friday by the facilities team.",
+}
+
+
+@pytest.fixture
+def store(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in KOREAN.items():
+        (folder / name).write_text(text)
+    s = IndexStore(tmp_path / "index")
+    ingest([folder], embedder, s, 200, 40)
+    return s
+
+
+def test_korean_particles_do_not_stop_a_match():
+    assert set(tokens("휴가")) <= set(tokens("휴가는")) & set(tokens("휴가를"))
+    assert tokens("Rooms, policies and the team's DESKS") == ["room", "policy", "and", "the", "team", "desk"]
+    assert fts_query("What is the 휴가?") == '"휴가" OR "휴"'  # particles and stopwords dropped
+
+
+def test_question_with_particles_finds_its_document_lexically(store, embedder):
+    hits = retrieve.search(embedder, store, "휴가는 며칠인가요?", 3, mode="lexical")
+    assert hits[0].source == "leave.md" and hits[0].found_by.startswith("BM25")
+
+
+def test_hybrid_says_which_leg_found_each_passage(store, embedder):
+    hits = retrieve.search(embedder, store, "When is the espresso machine descaled?", 3, mode="hybrid")
+    assert hits[0].source == "coffee.md" and "dense" in hits[0].found_by and "BM25" in hits[0].found_by
+    dense = retrieve.search(embedder, store, "When is the espresso machine descaled?", 3, mode="dense")
+    assert all("BM25" not in h.found_by for h in dense)
+
+
+def test_unreadable_script_lowers_the_dense_weight(embedder):
+    assert retrieve.dense_weight(embedder, "When is the espresso machine descaled?") == 1.0
+    assert retrieve.dense_weight(embedder, "휴가는 며칠인가요?") == retrieve.UNREAD_DENSE_WEIGHT
+
+
+def test_follow_up_context_finds_the_same_document(store, embedder):
+    """'그럼 요금은?' ('and the fee?') shares no word with the parking document; after a parking question
+    the earlier question is searched lexically at half weight, so the parking document comes first."""
+    alone = retrieve.search(embedder, store, "그럼 요금은?", 3, mode="lexical")
+    assert not alone or alone[0].source != "parking.md"
+    followed = retrieve.search(embedder, store, "그럼 요금은?", 3, mode="lexical",
+                               context="방문객 주차는 어디에 하나요?")
+    assert followed[0].source == "parking.md"
+
+
+def test_retrieval_mode_setting():
+    assert Settings.from_env({}).retrieval_mode == "hybrid"
+    assert Settings.from_env({"RETRIEVAL_MODE": "Lexical"}).retrieval_mode == "lexical"
+    with pytest.raises(ConfigError, match="RETRIEVAL_MODE='bm25' is not one of hybrid, dense, lexical"):
+        Settings.from_env({"RETRIEVAL_MODE": "bm25"})
+
+
+def test_lexical_rows_follow_every_commit(store, embedder, tmp_path):
+    def fts_rows():
+        return store._current.query("SELECT count(*) FROM chunks_fts")[0][0]
+
+    assert fts_rows() == store.count()
+    leave = [d for d in store.documents() if d["source"] == "leave.md"][0]
+    store.commit(delete=[leave["doc_id"]])
+    assert fts_rows() == store.count() and not retrieve.search(embedder, store, "휴가", 3, mode="lexical")
+
+
+def test_an_index_from_before_the_lexical_leg_is_filled_at_the_next_commit(store, embedder, tmp_path):
+    version = store.root / store.version
+    db = sqlite3.connect(version / "chunks.sqlite")
+    db.execute("DROP TABLE chunks_fts")
+    db.commit()
+    db.close()
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    old = IndexStore(store.root)
+    assert old.lexical_search(fts_query("휴가"), 3) == []  # dense still works meanwhile
+    extra = tmp_path / "extra.md"
+    extra.write_text("도서관은 매주 월요일에 쉰다.")
+    ingest([extra], embedder, old, 200, 40)
+    assert old.lexical_search(fts_query("휴가는"), 3)[0].source == "leave.md"
+
+
+def test_korean_eval_set_meets_the_bar(embedder):
+    from rag.evaluate import evaluate
+
+    result = evaluate(PROJECT_ROOT / "tests" / "data" / "korean-qa.json", embedder, k=5)
+    by_mode = {m["mode"]: m for m in result["modes"]}
+    assert result["questions"] == 60 and result["documents"] == 20
+    assert by_mode["hybrid"]["answer_recall"] >= 0.95
+    assert by_mode["hybrid"]["answer_recall"] >= max(by_mode["dense"]["answer_recall"],
+                                                     by_mode["lexical"]["answer_recall"])
+
+
+def test_eval_command(tmp_path):
+    qa = {"data": [{"title": "Lamps", "paragraphs": [{"context": "The brass lamp is in the north hall.",
+                                                      "qas": [{"question": "Where is the brass lamp?",
+                                                               "answers": [{"text": "north hall"}]}]}]}]}
+    path = tmp_path / "qa.json"
+    path.write_text(json.dumps(qa))
+    proc = run_cli("eval", str(path), "--k", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [m["mode"] for m in result["modes"]] == ["hybrid", "dense", "lexical"]
+    assert all(m["answer_recall"] == 1.0 for m in result["modes"])
+    bad = run_cli("eval", str(tmp_path / "missing.json"))
+    assert bad.returncode != 0 and "not a SQuAD-format JSON file" in bad.stderr
+
+
