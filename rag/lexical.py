@@ -26,7 +26,8 @@ STOPWORDS = frozenset("""a an and are as at be but by can could did do does for 
 into is it its me my no not of on or our should so than that the their them then there these they this to
 was we were what when where which who whom why will with would you your about after before""".split()) | frozenset(
     # Korean particles and endings as single syllables: on their own they match nearly every document
-    "은 는 이 가 을 를 에 의 도 와 과 로 으 요 다 고 서 만 나 면 며 지 게 니 까 죠 데 어 아 야 해 한 하 할 된 될 것 수 등 및".split())
+    "은 는 이 가 을 를 에 의 도 와 과 로 으 요 다 고 서 만 나 면 며 지 게 니 까 죠 데 어 아 야 해"
+    " 한 하 할 된 될 것 수 등 및".split())
 
 
 def _word(word: str) -> str:
