@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from . import failpoints
+from .config import child_env
 from .errors import ModelError
 
 TIMEOUT_S = 600.0
@@ -29,11 +30,9 @@ def probe(path: Path, fingerprint: str, cache_dir: Path, timeout_s: float = TIME
     passed = _read(record)
     if passed.get(str(path)) == fingerprint:
         return
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     try:
         proc = subprocess.run([sys.executable, "-m", "rag.model_probe", str(path)], capture_output=True,
-                              text=True, errors="replace", timeout=timeout_s, env=env)
+                              text=True, errors="replace", timeout=timeout_s, env=child_env())
     except subprocess.TimeoutExpired:
         raise ModelError(f"{path.name}: loading it took longer than {timeout_s:.0f} s in a test load; "
                          "check the file and the disk, or use a smaller model") from None

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .config import child_env
 from .errors import IngestError
 from .loaders import Section
 
@@ -40,11 +41,10 @@ class ParseWorker:
         self.close()
 
     def _start(self) -> subprocess.Popen:
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         # the child caps its own memory first thing (preexec_fn is unsafe in a threaded server)
         return subprocess.Popen([sys.executable, "-m", "rag.parse_worker", str(self.memory_mb)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env=child_env())
 
     def load(self, path: Path) -> list[Section]:
         """loaders.load(path) in the child; IngestError for anything the file does to it."""
