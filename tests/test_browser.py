@@ -119,7 +119,7 @@ def test_upload_ask_and_see_the_streamed_cited_answer(server, browser, tmp_path,
     lengths = page.evaluate("window.__lengths")
     assert len(set(lengths)) >= 2, lengths  # the answer grew on the page: it streamed
     citation = answer.locator('[data-testid="stExpander"]').first
-    assert "[1] locker.txt · score" in citation.inner_text()
+    assert re.search(r"\[1\] locker\.txt · dense [\d.]+ \+ BM25 [\d.]+", citation.inner_text())  # both legs
     citation.click()
     assert "FERNTIDE-4471" in citation.inner_text()
     page.close()
