@@ -60,6 +60,19 @@ def settings(isolated) -> Settings:
     return Settings.from_env()
 
 
+def write_unknown_architecture(path: Path) -> Path:
+    """A well-formed GGUF header whose architecture no llama.cpp knows."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch="frobnicator")
+    writer.add_block_count(1)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m rag ARGS` in a child process with the test's environment plus `env`."""
     full_env = {**os.environ, **(env or {})}

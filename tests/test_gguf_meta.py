@@ -3,6 +3,8 @@ import pytest
 from rag.errors import ModelError
 from rag.gguf_meta import read_meta
 
+from .conftest import write_unknown_architecture
+
 
 def test_reads_shape_without_loading(tiny_model):
     meta = read_meta(tiny_model)
@@ -45,14 +47,6 @@ def test_truncated_files(tmp_path, tiny_model, fraction):
 
 
 def test_unknown_architecture(tmp_path):
-    import gguf
-
-    path = tmp_path / "odd.gguf"
-    writer = gguf.GGUFWriter(str(path), arch="frobnicator")
-    writer.add_block_count(1)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    path = write_unknown_architecture(tmp_path / "odd.gguf")
     with pytest.raises(ModelError, match="architecture 'frobnicator'"):
         read_meta(path)

@@ -14,6 +14,8 @@ from rag.events import Done
 from rag.model_probe import RECORD
 from rag.modelgen import PRESETS, write_model
 
+from ..conftest import write_unknown_architecture
+
 
 def refused_by_llama_cpp(path, monkeypatch):
     """A well-formed GGUF whose header our reader accepts but llama.cpp rejects (0 KV heads)."""
@@ -39,22 +41,13 @@ def indexed(settings, embedder, corpus):
     return make
 
 
-def unknown_architecture(path):
-    writer = gguf.GGUFWriter(str(path), arch="frobnicator")
-    writer.add_block_count(1)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-
-
 BAD_FILES = {  # name -> (how to make it from the tiny model's bytes, words in the reason)
     "empty.gguf": (lambda good, path: path.write_bytes(b""), "empty"),
     "random.gguf": (lambda good, path: path.write_bytes(bytes(range(256)) * 64), "not a GGUF file"),
     "lfs-pointer.gguf": (lambda good, path: path.write_bytes(
         b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4683073536\n"), "Git LFS pointer"),
     "login-page.gguf": (lambda good, path: path.write_bytes(b"<!DOCTYPE html><html>Sign in</html>"), "HTML"),
-    "odd-arch.gguf": (lambda good, path: unknown_architecture(path), "architecture 'frobnicator'"),
+    "odd-arch.gguf": (lambda good, path: write_unknown_architecture(path), "architecture 'frobnicator'"),
     "cut-1pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) // 100]), "truncated"),
     "cut-50pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) // 2]), "truncated"),
     "cut-99.9pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) * 999 // 1000]), "truncated"),
