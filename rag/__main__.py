@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import Settings
 from .errors import RagError
-from .events import Done, Error, Hits, Status, Token
+from .events import Done, Error, Hits, Notice, Status, Token
 
 MiB = 1024 * 1024
 
@@ -56,6 +56,10 @@ def cmd_ask(args, engine=None) -> int:
             print(event.text, end="", flush=True)
         elif isinstance(event, Status) and not args.json and event.stage == "queued":
             print(f"(queued, {event.position} ahead)", file=sys.stderr)
+        elif isinstance(event, Status) and not args.json and event.stage == "failover":
+            print(f"({event.detail})", file=sys.stderr)
+        elif isinstance(event, Notice) and not args.json:
+            print(f"\n({event.text})\n", file=sys.stderr)
         elif isinstance(event, Error):
             print(f"error: {event.message}", file=sys.stderr)
             return 1
@@ -73,6 +77,7 @@ def cmd_ask(args, engine=None) -> int:
         for p in hits:
             print("  " + _source_line(p))
     kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
+    kind += f" · by {done.backend}" if done.backend else ""
     print(f"\n{kind} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
           + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")
           + (f" · {done.reason}" if done.reason and not done.retrieval_only else ""), file=sys.stderr)
@@ -81,11 +86,13 @@ def cmd_ask(args, engine=None) -> int:
 
 def cmd_status(args) -> int:
     engine = _engine()
-    for part in (engine.index, engine.model):
+    for part in (engine.index, engine.model) if engine.backends.has_local else (engine.index,):
         try:
             part.get(timeout=args.timeout)
         except (RagError, TimeoutError):
             pass  # the failure is part of the status shown below
+    for remote in engine.backends.remotes.values():
+        remote.ping()  # reachability now, not just what this new process has seen
     status = engine.status()
     if args.json:
         print(json.dumps(status, indent=1, default=str))
@@ -93,6 +100,11 @@ def cmd_status(args) -> int:
     for name, part in status["parts"].items():
         extra = f" in {part['load_seconds']:.2f}s" if part["load_seconds"] else ""
         print(f"{name:9} {part['state']}{extra}" + (f": {part['error']}" if part["error"] else ""))
+    for b in status["backends"]:
+        if b["kind"] == "openai":
+            state = {True: "reachable", False: "unreachable", None: "not contacted"}[b["reachable"]]
+            print(f"backend   {b['name']}: {state}, breaker {b['breaker']}"
+                  + (f" ({b['last_error']})" if b["last_error"] and not b["reachable"] else ""))
     if status["index"]:
         i = status["index"]
         print(f"index     {i['version']}: {i['documents']} documents, {i['chunks']} chunks")

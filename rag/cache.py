@@ -87,6 +87,7 @@ class CachedAnswer:
     hits: list[dict]
     kind: str  # exact | semantic
     stored_at: float
+    backend: str = ""  # who wrote it ("local", "openai:URL"); "" in entries from before backends
 
 
 class _Vectors:
@@ -234,7 +235,7 @@ class AnswerCache:
         return table
 
     def _hit(self, entry: dict, kind: str) -> CachedAnswer:
-        return CachedAnswer(entry["answer"], entry["hits"], kind, entry["stored_at"])
+        return CachedAnswer(entry["answer"], entry["hits"], kind, entry["stored_at"], entry.get("backend", ""))
 
     def count(self, outcome: str) -> None:
         """Record 'exact', 'semantic' or 'miss'."""
@@ -245,7 +246,8 @@ class AnswerCache:
         with self.db.transact():
             self.db.set(key, int(self.db.get(key, 0)) + 1)
 
-    def store(self, question: str, scope: str, answer: str, hits: list[dict], vector=None) -> None:
+    def store(self, question: str, scope: str, answer: str, hits: list[dict], vector=None,
+              backend: str = "") -> None:
         import numpy as np
 
         key = self._key(scope, question)
@@ -258,7 +260,7 @@ class AnswerCache:
             with self.db.transact():
                 if key not in self.db:
                     self._bump("stat:entries")
-                self.db.set(key, {"answer": answer, "hits": hits, "stored_at": time.time()})
+                self.db.set(key, {"answer": answer, "hits": hits, "stored_at": time.time(), "backend": backend})
                 if slot is None:
                     return None
                 n = int(self.db.get(f"sn:{scope}", 0))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from .endpoints import Endpoint, chain, parse_chain, parse_urls
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -98,8 +99,15 @@ def default_embed_model() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _env(name: str, parse: Callable, default, shown: str, doc: str):
-    return field(default=default, metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
+def _text(name: str, raw: str) -> str:
+    if "\x00" in raw or "\n" in raw:
+        raise ConfigError(f"{name} contains a NUL byte or a line break; give one line of text")
+    return raw.strip()
+
+
+def _env(name: str, parse: Callable, default, shown: str, doc: str, secret: bool = False):
+    return field(default=default, repr=not secret,
+                 metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,37 @@ class Settings:
                               "Fraction of free VRAM the optimizer may plan to use.")
     semantic_cache: bool = _env("SEMANTIC_CACHE", _bool, True, "true",
                                 "Serve a cached answer for a near-identical question (cosine >= 0.95).")
+    llm_backend: str = _env("LLM_BACKEND", _choice("local", "openai"), "local", "local",
+                            "Who writes the answers: `local` = llama.cpp in this process on MODEL_PATH; "
+                            "`openai` = an OpenAI-compatible server (Ollama, LM Studio, llama.cpp server, vLLM).")
+    llm_base_url: tuple = _env("LLM_BASE_URL", parse_urls, (), "unset",
+                               "API base URL(s) for LLM_BACKEND=openai, comma-separated, tried in this order "
+                               "(e.g. `http://localhost:11434/v1`).", secret=True)  # a URL may hold a password
+    llm_model: str = _env("LLM_MODEL", _text, "", "the server's first model",
+                          "Model name sent to the server; a chain entry may name its own: `openai:URL#model`.")
+    llm_api_key: str = _env("LLM_API_KEY", _text, "", "unset",
+                            "Bearer token for servers that need one. Never logged or shown.", secret=True)
+    llm_ctx: int = _env("LLM_CTX", _int(256, 1_048_576), 4096, "4096",
+                        "Context window of the server's model in tokens (prompt + answer): set it to the "
+                        "server's (Ollama num_ctx, llama.cpp -c, vLLM --max-model-len).")
+    llm_connect_timeout_s: float = _env("LLM_CONNECT_TIMEOUT_S", _float(0.0, 600.0, lo_open=True), 2.0, "2",
+                                        "Seconds to open a connection to a server.")
+    llm_read_timeout_s: float = _env("LLM_READ_TIMEOUT_S", _float(0.0, 3600.0, lo_open=True), 30.0, "30",
+                                     "Longest silence from a server (the wait for the first token included) "
+                                     "before its request is abandoned.")
+    llm_total_timeout_s: float = _env("LLM_TOTAL_TIMEOUT_S", _float(0.0, 3600.0, lo_open=True), 60.0, "60",
+                                      "Most seconds one server gets to start answering (connect, retries, first "
+                                      "token) before the next backend is tried; GEN_TIMEOUT_S bounds the answer.")
+    llm_retries: int = _env("LLM_RETRIES", _int(0, 10), 2, "2",
+                            "Retries per server after a connection error, 5xx or 429 (exponential backoff "
+                            "with jitter); never after another 4xx or a timeout.")
+    llm_breaker_failures: int = _env("LLM_BREAKER_FAILURES", _int(1, 100), 3, "3",
+                                     "Consecutive failed requests that open a server's circuit breaker.")
+    llm_breaker_cooldown_s: float = _env("LLM_BREAKER_COOLDOWN_S", _float(0.0, 86_400.0, lo_open=True), 30.0,
+                                         "30", "Seconds an open breaker skips its server before probing it again.")
+    fallbacks: tuple = _env("FALLBACKS", parse_chain, (), "none",
+                            "Backends tried after LLM_BACKEND's, in order, when one fails before its first "
+                            "token: `openai:URL[#model]` or `local`, comma-separated.", secret=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +204,7 @@ class Settings:
             raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_TOKENS={self.chunk_tokens}")
         if self.n_batch and self.n_ubatch > self.n_batch:
             raise ConfigError(f"N_UBATCH={self.n_ubatch} must not exceed N_BATCH={self.n_batch}")
+        self.chain  # noqa: B018 - raises ConfigError for LLM_BACKEND=openai without LLM_BASE_URL
         models_dir = self.models_dir or PROJECT_ROOT / "models"
         return replace(
             self,
@@ -175,6 +215,12 @@ class Settings:
             cache_dir=self.cache_dir or PROJECT_ROOT / "cache",
             data_dir=self.data_dir or PROJECT_ROOT / "data",
         )
+
+
+    @property
+    def chain(self) -> tuple[Endpoint, ...]:
+        """Backends in the order they are tried (see endpoints.py)."""
+        return chain(self.llm_backend, self.llm_base_url, self.fallbacks)
 
 
 def find_default_model(models_dir: Path) -> Path | None:

@@ -1,8 +1,10 @@
 """Engine: owns the lazily loaded embedder, index and model and answers questions.
 
-Creating an Engine starts loading all three in background threads and returns at once. `ask()`
-yields events (see events.py): it serves cached answers, retrieves, and generates under the
-model's ticket lock; with no usable model it answers retrieval-only instead of failing.
+Creating an Engine starts loading all three in background threads and returns at once (the local
+model only when it heads the backend chain). `ask()` yields events (see events.py): it serves cached
+answers, retrieves, and generates with the first backend of the chain that answers (the local model
+under its ticket lock, or an OpenAI-compatible server); a backend that fails before its first token
+hands over to the next; with none able to answer it answers retrieval-only instead of failing.
 `ingest()`, `delete_document()` and `reindex()` change the index; `status()` gathers what the
 memory panel and `status --json` show. The Engine never imports streamlit.
 """
@@ -16,15 +18,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 from . import memory, model_probe, prompt, retrieve
+from .backends import Backends
 from .cache import AnswerCache, depends_on_history, scope_key
 from .config import Settings
 from .embeddings import load_embedder
-from .errors import ModelError, RagError
-from .events import Done, Error, Hits, Status, Token
+from .errors import BackendDown, ModelError, RagError, StreamBroken
+from .events import Done, Error, Hits, Notice, Status, Token
 from .gguf_meta import GGUFMeta, read_meta
 from .index import IndexStore, committed_version
 from .ingest import IngestReport, ingest
@@ -46,13 +50,23 @@ class Engine:
         self.embedder = Lazy("embedder", (lambda: embedder) if embedder is not None
                              else (lambda: _frozen(load_embedder(settings.embed_model))))
         self.index = Lazy("index", self._open_index)
-        self.model = Lazy("model", self._load_model)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
+        self.backends = Backends(settings, Lazy("model", self._load_model), self.model_fingerprint)
         self._pressure_level = memory.SAFE
         self.memory_history: deque = deque(maxlen=HISTORY_SAMPLES)  # (time, rss, vram used) for the panel
-        if start:
-            for part in (self.index, self.model, self.embedder):
+        if start:  # a local model that is only a fallback loads when first needed
+            for part in (self.index, self.model, self.embedder) if self.backends.local_first else (self.index,
+                                                                                                    self.embedder):
                 part.start()
+
+    @property
+    def model(self) -> Lazy:
+        """The local model (loaded lazily); the backend chain holds it."""
+        return self.backends.model
+
+    @model.setter
+    def model(self, lazy: Lazy) -> None:
+        self.backends.model = lazy
 
     # ---- loading ---------------------------------------------------------------------------
     def _open_index(self) -> IndexStore:
@@ -78,18 +92,6 @@ class Engine:
         st = path.stat()
         return hashlib.sha256(f"{path.name}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
 
-    def _model_or_reason(self, wait: bool) -> tuple[LocalLLM | None, str]:
-        if wait and self.model.state != "failed":
-            try:
-                return self.model.get(), ""
-            except RagError as exc:
-                return None, str(exc)
-        if self.model.ready:
-            return self.model.peek(), ""
-        if self.model.state == "failed":
-            return None, str(self.model.error)
-        return None, "the model is still loading"
-
     # ---- asking ----------------------------------------------------------------------------
     def gen_params(self) -> dict:
         s = self.settings
@@ -111,7 +113,7 @@ class Engine:
 
     def _ask(self, question, history, cancel, wait_for_model, began) -> Iterator:
         yield Status("retrieving")
-        fingerprint = self.model_fingerprint()
+        fingerprint = self.backends.fingerprint()
         version = committed_version(self.settings.index_dir) or "v000000"
         context = history if depends_on_history(question) else []  # what the answer may depend on
         # a generated answer is valid for the same model file, index version and parameters, so it
@@ -120,20 +122,18 @@ class Engine:
                 question, scope_key(version, fingerprint, self.gen_params(), context))):
             yield from self._cached(question, hit, began)
             return
-        for part in (self.model, self.embedder):  # load in parallel while the index opens
-            part.start_if_idle()
+        for part in (self.model, self.embedder) if self.backends.local_first else (self.embedder,):
+            part.start_if_idle()  # load in parallel while the index opens
         store = self.index.get()
         scope = scope_key(store.version, fingerprint, self.gen_params(), context)
-        if wait_for_model and not self.model.ready and self.model.state != "failed":
-            yield Status("loading", "model")
-        model, reason = self._model_or_reason(wait_for_model)
+        reason = self.backends.unavailable(wait_for_model)
         if not self.embedder.ready:
             yield Status("loading", "embedder")
         embedder = self.embedder.get()
         store.check_embedder(embedder.id, embedder.dim)
         t0 = time.perf_counter()
         vector = embedder.embed_batch([question])[0]
-        if model is not None and (hit := self.cache.lookup_semantic(question, scope, vector)):
+        if not reason and (hit := self.cache.lookup_semantic(question, scope, vector)):
             yield from self._cached(question, hit, began)
             return
         # a follow-up ("and who checks it?") is searched together with the question it follows
@@ -142,18 +142,59 @@ class Engine:
         hits = retrieve.search(embedder, store, question, self.settings.top_k, vector=query_vector,
                                mode=self.settings.retrieval_mode, context=earlier)
         retrieval_ms = (time.perf_counter() - t0) * 1000
-        if model is None:
-            passages = retrieve.numbered(hits[:3])
-            answer = retrieve.retrieval_only_answer(passages, reason)
-            yield Hits(passages)
-            yield Token(answer)
-            yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=retrieval_ms,
-                       total_ms=(time.perf_counter() - began) * 1000)
+        if reason:
+            yield from self._retrieval_only(hits, reason, retrieval_ms, began)
             return
         self.cache.count("miss")
-        yield from self._generate(model, question, history, hits, cancel, retrieval_ms, began,
-                                  lambda answer, cited: self.cache.store(question, scope, answer,
-                                                                         [asdict(p) for p in cited], vector))
+        yield from self._failover(question, history, hits, cancel, wait_for_model, retrieval_ms, began,
+                                  lambda answer, cited, backend: self.cache.store(
+                                      question, scope, answer, [asdict(p) for p in cited], vector, backend))
+
+    def _retrieval_only(self, hits, reason: str, retrieval_ms: float, began: float) -> Iterator:
+        passages = retrieve.numbered(hits[:3])
+        answer = retrieve.retrieval_only_answer(passages, reason)
+        yield Hits(passages)
+        yield Token(answer)
+        yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=retrieval_ms,
+                   total_ms=(time.perf_counter() - began) * 1000)
+
+    def _failover(self, question, history, hits, cancel, wait, retrieval_ms, began, store) -> Iterator:
+        """Try the chain in order; a failure before the first token moves on quietly, one after it
+        leaves the partial text on screen with a Notice and moves on. Nothing partial is cached."""
+        failures: list[str] = []
+        partial, partial_backend = "", ""
+        for i, endpoint in enumerate(self.backends.endpoints):
+            if endpoint.kind == "local" and wait and not self.model.ready and self.model.state != "failed":
+                yield Status("loading", "model")
+            llm, why = self.backends.get(endpoint, wait)
+            if llm is None:
+                failures.append(why)
+                continue
+            if failures:
+                yield Status("failover", f"{failures[-1]} — trying {endpoint.name}")
+            parts: list[str] = []
+            try:
+                yield from self._generate(llm, endpoint.name, question, history, hits, cancel, retrieval_ms,
+                                          began, store, parts, failures)
+                return
+            except BackendDown as exc:
+                failures.append(str(exc))
+                log.warning("%s", exc)
+            except StreamBroken as exc:
+                failures.append(str(exc))
+                log.warning("%s", exc)
+                partial, partial_backend = "".join(parts), endpoint.name
+                more = self.backends.may_answer_after(i)
+                yield Notice(f"{exc}. The text above is incomplete and is not kept"
+                             + ("; answering again with the next backend." if more else "."))
+            if cancel is not None and cancel.is_set():
+                break
+        if partial:
+            yield Done(partial.strip(), reason="; ".join(failures), finish_reason="error", backend=partial_backend,
+                       retrieval_ms=retrieval_ms, total_ms=(time.perf_counter() - began) * 1000,
+                       extra={"failures": failures})
+            return
+        yield from self._retrieval_only(hits, "no backend answered: " + "; ".join(failures), retrieval_ms, began)
 
     def _cached(self, question: str, hit, began: float) -> Iterator:
         self.cache.count(hit.kind)
@@ -161,19 +202,21 @@ class Engine:
         yield Token(hit.answer)
         turn = [{"role": "user", "content": question, "passages": hit.hits},
                 {"role": "assistant", "content": hit.answer}]
-        yield Done(hit.answer, cache=hit.kind, total_ms=(time.perf_counter() - began) * 1000, turn=turn)
+        yield Done(hit.answer, cache=hit.kind, total_ms=(time.perf_counter() - began) * 1000, turn=turn,
+                   backend=hit.backend)
 
-    def _generate(self, model: LocalLLM, question, history, hits, cancel, retrieval_ms, began, store) -> Iterator:
+    def _generate(self, model, name, question, history, hits, cancel, retrieval_ms, began, store, parts,
+                  failures) -> Iterator:
         max_tokens = min(self.settings.max_tokens, model.n_ctx // 2)
         budget = model.n_ctx - max_tokens - MARGIN_TOKENS
         built = prompt.build(question, history, hits, model.count_chat, budget)
         yield Hits(built.citations)
-        ticket = model.lock.take()
-        with model.lock.hold_reporting(ticket) as waiting:
+        lock = getattr(model, "lock", None)  # the local model's ticket lock; a server queues by itself
+        with lock.hold_reporting(lock.take()) if lock else nullcontext(()) as waiting:
             for position in waiting:
                 yield Status("queued", position=position)
-            yield Status("generating")
-            stats, parts = GenerationStats(), []
+            yield Status("generating", name)
+            stats = GenerationStats()
             deadline = time.monotonic() + self.settings.gen_timeout_s
             for piece in model.stream(built.messages, max_tokens, self.settings.temperature, stats, cancel, deadline):
                 parts.append(piece)
@@ -182,15 +225,16 @@ class Engine:
         answer = raw.strip()
         complete = stats.finish_reason in ("stop", "length")
         if complete and answer:
-            store(answer, built.citations)
+            store(answer, built.citations, name)
         reason = {"cancelled": "stopped by the user", "timeout":
                   f"stopped after GEN_TIMEOUT_S={self.settings.gen_timeout_s:g}s"}.get(stats.finish_reason, "")
         yield Done(answer, reason=reason, finish_reason=stats.finish_reason, retrieval_ms=retrieval_ms,
                    first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
                    tokens_per_s=stats.tokens_per_s, prompt_tokens=stats.prompt_tokens,
                    reused_tokens=stats.reused_tokens, completion_tokens=stats.completion_tokens,
-                   total_ms=(time.perf_counter() - began) * 1000,
-                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns},
+                   total_ms=(time.perf_counter() - began) * 1000, backend=name,
+                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns,
+                          "failures": list(failures)},
                    turn=prompt.turn_record(built, question, raw) if complete else [])
 
     # ---- documents -------------------------------------------------------------------------
@@ -258,6 +302,7 @@ class Engine:
                       "n_ctx": model.n_ctx if model else None,
                       "queue": model.lock.waiting if model else 0},
             "plan": self.plan.summary() if self.plan else None,
+            "backends": self.backends.status(),
             "memory": {"ram_total": reading.ram_total, "ram_available": reading.ram_available,
                        "rss": reading.rss, "gpus": [vars(g) for g in reading.gpus], "gpu_note": reading.gpu_note,
                        "pressure": level, "used_fraction": round(used, 3)},

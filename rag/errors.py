@@ -27,3 +27,11 @@ class IngestError(RagError):
 
 class IndexWriteError(RagError):
     """A new index version could not be written (disk full, permissions); the last one is intact."""
+
+
+class BackendDown(RagError):
+    """A model server failed before its first token; the next backend in the chain is tried."""
+
+
+class StreamBroken(RagError):
+    """A model server failed after some of the answer arrived; what arrived is shown, never cached."""

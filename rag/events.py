@@ -1,4 +1,7 @@
-"""Events yielded by Engine.ask(), in order: Status*, Hits, Token*, Done | Error."""
+"""Events yielded by Engine.ask(), in order: Status*, Hits, Token*, Done | Error.
+
+When a backend fails mid-answer, a Notice follows its tokens, and the next backend's Status, Hits
+and Tokens follow the Notice (the UI keeps the partial text above the note)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class Status:
-    stage: str  # loading | retrieving | queued | generating
+    stage: str  # loading | retrieving | queued | generating | failover
     detail: str = ""
     position: int = 0  # places ahead in the queue when stage == "queued"
 
@@ -20,6 +23,11 @@ class Hits:
 @dataclass
 class Token:
     text: str
+
+
+@dataclass
+class Notice:
+    text: str  # shown inline where the answer stopped, e.g. "gpu-a failed mid-answer ..."
 
 
 @dataclass
@@ -37,6 +45,7 @@ class Done:
     completion_tokens: int = 0
     total_ms: float = 0.0
     extra: dict = field(default_factory=dict)
+    backend: str = ""  # who wrote the answer: "local" or "openai:URL"; "" for retrieval-only
     turn: list = field(default_factory=list)  # this exchange, to pass back as history next time
 
     def as_dict(self) -> dict:

@@ -25,6 +25,14 @@ def test_defaults():
     ({"CHUNK_TOKENS": "100", "CHUNK_OVERLAP": "100"}, ["CHUNK_OVERLAP=100", "below CHUNK_TOKENS=100"]),
     ({"N_BATCH": "64", "N_UBATCH": "128"}, ["N_UBATCH=128", "N_BATCH=64"]),
     ({"N_GPU_LAYERS": "-2"}, ["N_GPU_LAYERS=-2"]),
+    ({"LLM_BACKEND": "ollama"}, ["LLM_BACKEND", "'ollama'", "local, openai"]),
+    ({"LLM_BACKEND": "openai"}, ["LLM_BACKEND=openai needs LLM_BASE_URL", "11434/v1"]),
+    ({"LLM_BASE_URL": "localhost:11434"}, ["LLM_BASE_URL", "'localhost:11434'", "http(s) URL"]),
+    ({"LLM_BASE_URL": "http://gpu:99999/v1"}, ["LLM_BASE_URL", "invalid port"]),
+    ({"FALLBACKS": "gpu-b,local"}, ["FALLBACKS", "'gpu-b'", "openai:URL"]),
+    ({"FALLBACKS": "openai:ftp://gpu-b/v1"}, ["FALLBACKS", "http(s) URL"]),
+    ({"LLM_READ_TIMEOUT_S": "0"}, ["LLM_READ_TIMEOUT_S=0.0", "above 0.0"]),
+    ({"LLM_RETRIES": "11"}, ["LLM_RETRIES=11", "0 to 10"]),
 ])
 def test_bad_values_name_variable_value_and_range(env, fragments):
     with pytest.raises(ConfigError) as info:
@@ -37,6 +45,29 @@ def test_parsing():
     s = Settings.from_env({"LOW_VRAM": "yes", "N_GPU_LAYERS": "-1", "N_CTX": " 4096 ", "SEMANTIC_CACHE": "0"})
     assert (s.low_vram, s.n_gpu_layers, s.n_ctx, s.semantic_cache) == (True, -1, 4096, False)
     assert Settings.from_env({"N_GPU_LAYERS": "auto"}).n_gpu_layers is None
+
+
+def test_the_backend_chain_is_llm_backend_then_fallbacks_without_duplicates():
+    s = Settings.from_env({"LLM_BACKEND": "openai", "LLM_BASE_URL": "http://gpu-a:8000/v1/, http://gpu-b:8000/v1",
+                           "FALLBACKS": "openai:http://gpu-b:8000/v1, openai:http://ollama:11434/v1#llama3.1:8b, "
+                                        "local"})
+    assert [e.name for e in s.chain] == ["openai:http://gpu-a:8000/v1", "openai:http://gpu-b:8000/v1",
+                                         "openai:http://ollama:11434/v1#llama3.1:8b", "local"]
+    assert s.chain[2].model == "llama3.1:8b"
+    assert [e.name for e in Settings.from_env({}).chain] == ["local"]
+    assert [e.name for e in Settings.from_env({"FALLBACKS": "openai:http://gpu-a:8000/v1"}).chain] == [
+        "local", "openai:http://gpu-a:8000/v1"]
+
+
+def test_secrets_are_never_shown():
+    s = Settings.from_env({"LLM_BACKEND": "openai", "LLM_BASE_URL": "http://user:pw-123@gpu-a:8000/v1",
+                           "LLM_API_KEY": "sk-secret-456"})
+    shown = repr(s) + repr(s.chain) + " ".join(e.name for e in s.chain)
+    assert "sk-secret-456" not in shown and "pw-123" not in shown
+    assert s.chain[0].name == "openai:http://***@gpu-a:8000/v1"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"LLM_BASE_URL": "nope://user:pw-123@gpu-a"})
+    assert "pw-123" not in str(info.value)
 
 
 def test_model_path_defaults_to_first_gguf_in_models_dir(tmp_path):

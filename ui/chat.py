@@ -11,7 +11,7 @@ import threading
 
 import streamlit as st
 
-from rag.events import Done, Error, Hits, Status, Token
+from rag.events import Done, Error, Hits, Notice, Status, Token
 
 from .text import md_escape, safe_markdown, safe_stream
 
@@ -66,6 +66,10 @@ class _Stream:
             if isinstance(event, Token):
                 self.parts.append(event.text)
                 yield event.text
+            elif isinstance(event, Notice):  # a backend failed mid-answer: the note goes where the text stopped
+                note = f"\n\n*({md_escape(event.text)})*\n\n"
+                self.parts.append(note)
+                yield note
             elif isinstance(event, Status):
                 self.status_box.caption(_status_text(event))
             elif isinstance(event, Hits):
@@ -82,15 +86,17 @@ def _status_text(event: Status) -> str:
     if event.stage == "queued":
         return f"⏳ Waiting for another answer to finish — {event.position} ahead of you"
     return {"retrieving": "🔎 Searching your documents…", "generating": "✍️ Writing the answer…",
-            "loading": f"⏳ Loading the {event.detail}…"}.get(event.stage, event.stage)
+            "loading": f"⏳ Loading the {event.detail}…",
+            "failover": f"↪️ {event.detail}"}.get(event.stage, event.stage)
 
 
 def meta_line(done: Done) -> str:
     if done.retrieval_only:
         return f"retrieval only · retrieval {done.retrieval_ms:.0f} ms"
+    by = [f"by {done.backend}"] if done.backend else []
     if done.cache:
-        return f"cache hit ({done.cache}) · {done.total_ms:.0f} ms"
-    parts = ["cache miss", f"retrieval {done.retrieval_ms:.0f} ms"]
+        return " · ".join([f"cache hit ({done.cache})", *by, f"{done.total_ms:.0f} ms"])
+    parts = ["cache miss", *by, f"retrieval {done.retrieval_ms:.0f} ms"]
     if done.first_token_ms is not None:
         parts.append(f"first token {done.first_token_ms:.0f} ms")
     parts += [f"{done.tokens_per_s:.1f} tokens/s", f"{done.prompt_tokens} prompt tokens"]

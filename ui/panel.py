@@ -12,7 +12,8 @@ LABELS = {"embedder": "Embedder", "index": "Index", "model": "Model"}
 
 @st.fragment(run_every=1.0)
 def render_load_states(engine) -> None:
-    for part in (engine.embedder, engine.index, engine.model):
+    local = engine.backends.has_local
+    for part in (engine.embedder, engine.index, engine.model) if local else (engine.embedder, engine.index):
         name = LABELS[part.name]
         if part.state == "ready":
             st.caption(f"✅ {name} ready in {part.load_seconds:.1f} s")
@@ -29,6 +30,7 @@ def render_memory_panel(engine) -> None:
     status = engine.status()
     st.subheader("Memory optimizer")
     _readings(status)
+    _backends(status)
     _plan(status)
     c = status["cache"]
     st.markdown(f"**Answer cache** · hit rate {c['hit_rate']:.0%} · {c['exact']} exact + {c['semantic']} semantic "
@@ -50,6 +52,33 @@ def _readings(status: dict) -> None:
     st.caption(f"Pressure: **{mem['pressure']}** ({mem['used_fraction']:.0%} used) · LOW_VRAM {low}")
 
 
+def backend_line(b: dict) -> str:
+    """One backend of the chain as the panel shows it. Example:
+    '🟢 **openai:http://gpu-a:8000/v1** · breaker closed · first token p50 120 ms, p95 310 ms (12 answers)'."""
+    if b["kind"] == "local":
+        icon = {"ready": "🟢", "failed": "🔴", "loading": "⏳"}.get(b["state"], "⚪")
+        return f"{icon} **local** · model {b['state']}"
+    icon = "🔴" if b["breaker"] == "open" or b["reachable"] is False else "🟢" if b["reachable"] else "⚪"
+    parts = [f"{icon} **{md_escape(b['name'])}**", f"breaker {b['breaker']}"]
+    if b["breaker"] == "open":
+        parts.append(f"probed again in {b['probe_in_s']:.0f} s")
+    if b["p50_ms"] is not None:
+        parts.append(f"first token p50 {b['p50_ms']:.0f} ms, p95 {b['p95_ms']:.0f} ms ({b['window']} answers)")
+    if b["errors"]:
+        parts.append("errors " + ", ".join(f"{k} {v}" for k, v in sorted(b["errors"].items())))
+    line = " · ".join(parts)
+    if b["last_error"] and b["reachable"] is not True:
+        line += f"  \n  last error: {md_escape(b['last_error'])}"
+    return line
+
+
+def _backends(status: dict) -> None:
+    backends = status["backends"]
+    if len(backends) == 1 and backends[0]["kind"] == "local":
+        return  # the default: the load states above say it all
+    st.markdown("**Backends** (tried in this order)  \n" + "  \n".join(backend_line(b) for b in backends))
+
+
 def mib(n: float) -> str:
     """Example: 1536 * 1024 -> '1.5 MiB'; 734003200 -> '700 MiB'."""
     return f"{n / MiB:,.1f} MiB" if n < 10 * MiB else f"{n / MiB:,.0f} MiB"
@@ -57,6 +86,9 @@ def mib(n: float) -> str:
 
 def _plan(status: dict) -> None:
     model, plan = status["model"], status["plan"]
+    if plan is None and not any(b["kind"] == "local" for b in status["backends"]):
+        st.caption("No local model in the backend chain: the servers above write the answers.")
+        return
     if plan is None:
         st.caption("No tuned plan yet: it is made when a model loads.")
         return

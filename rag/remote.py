@@ -1,0 +1,304 @@
+"""An OpenAI-compatible chat server as a backend: Ollama, LM Studio, llama.cpp's server, vLLM.
+
+`RemoteLLM` has the local model's interface (`n_ctx`, `count_chat`, `stream`) on the `openai` SDK,
+with its own policy instead of the SDK's retries: connect/read timeouts per request, a total budget
+for getting the first token, retries with full-jitter exponential backoff on connection errors, 5xx
+and 429 (Retry-After honoured), never on another 4xx or a timeout (a stalled server is left for the
+next backend at once), and a circuit breaker (health.py). Failing before the first token raises
+BackendDown; failing after it raises StreamBroken. Prompt tokens are counted with the server's
+tokenizer endpoint where it has one (llama-cpp-python: /extras/tokenize/count; llama.cpp server
+and vLLM: /tokenize), else estimated on the safe side (`estimate_tokens`): an overestimate only drops
+a passage, an underestimate would overflow the server's context. The API key is sent, never logged or shown.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from .endpoints import Endpoint
+from .errors import BackendDown, StreamBroken
+from .health import PROBE, SKIP, Breaker, Health
+
+PER_MESSAGE = 8  # tokens for a message's role markers in common chat templates, rounded up
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 4.0
+PROBE_TIMEOUT_S = 2.0
+COUNT_MEMO = 2048
+
+
+class _Failure(Exception):
+    def __init__(self, kind: str, message: str, retryable: bool = False, retry_after: float = 0.0,
+                 counts: bool = True):
+        super().__init__(message)
+        self.kind, self.retryable, self.retry_after = kind, retryable, retry_after
+        self.counts = counts  # towards the breaker: a 4xx says the server is up
+
+
+def estimate_tokens(text: str) -> int:
+    """On the safe side of BPE chat tokenizers (Llama 3, Qwen, Gemma): one token per 3.5 ASCII letters,
+    digits or spaces, one per ASCII punctuation mark, two per other character (byte-fallback
+    vocabularies may use three per Hangul syllable). Example: 'hello world' -> 4; '안녕하세요' -> 11."""
+    punct = sum(c < "\x80" and not (c.isalnum() or c.isspace()) for c in text)
+    plain = sum(c < "\x80" for c in text) - punct
+    return int(plain / 3.5) + punct + 2 * (len(text) - plain - punct) + 1
+
+
+def backoff_s(attempt: int, retry_after: float = 0.0) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least the server's Retry-After."""
+    return max(retry_after, random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)))
+
+
+class RemoteLLM:
+    def __init__(self, endpoint: Endpoint, settings):
+        self.endpoint, self.settings = endpoint, settings
+        self.name = endpoint.name
+        self.n_ctx = settings.llm_ctx
+        self.model = endpoint.model or settings.llm_model  # "" until the server names its first model
+        self.breaker = Breaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_s)
+        self.health = Health()
+        self._client = None
+        self._lock = threading.Lock()
+        self._count_route: str | None = None  # tokenizer endpoint that worked, "" = none (estimate)
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def fingerprint(self) -> str:
+        """What identifies this backend's answers in the cache: server and configured model."""
+        return f"{self.endpoint.url}#{self.endpoint.model or self.settings.llm_model}"
+
+    # ---- plumbing ------------------------------------------------------------------------
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                import openai  # imported on first use: 0.5 s, not on the page's first paint
+
+                # a placeholder key, never the OPENAI_API_KEY of the environment: that is not this server's
+                self._client = openai.OpenAI(base_url=self.endpoint.url, api_key=self.settings.llm_api_key or "none",
+                                             max_retries=0, timeout=self._timeout(self.settings.llm_read_timeout_s))
+            return self._client
+
+    def _timeout(self, read_s: float):
+        import openai
+
+        connect = min(self.settings.llm_connect_timeout_s, read_s)
+        return openai.Timeout(connect=connect, read=read_s, write=read_s, pool=connect)
+
+    def _root(self) -> str:
+        """The server's root: tokenizer endpoints live beside /v1, not under it."""
+        url = self.endpoint.url
+        return url[: -len("/v1")] if url.endswith("/v1") else url
+
+    def _scrub(self, text: str) -> str:
+        key = self.settings.llm_api_key
+        return text.replace(key, "***") if key else text
+
+    def _classify(self, exc: Exception) -> _Failure:
+        import openai
+
+        if isinstance(exc, _Failure):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            return _Failure("timeout", "no response within the timeout (LLM_CONNECT_TIMEOUT_S / LLM_READ_TIMEOUT_S)")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return _Failure("connect", f"connection failed ({type(cause).__name__}: {cause})"[:300], retryable=True)
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            detail = self._scrub(str(exc.message))[:200]
+            if code == 429 or code >= 500:
+                return _Failure("http_429" if code == 429 else "http_5xx", f"HTTP {code}: {detail}", retryable=True,
+                                retry_after=_retry_after(exc.response))
+            hint = {401: "check LLM_API_KEY", 403: "check LLM_API_KEY",
+                    404: "is the URL the API base (it usually ends in /v1) and LLM_MODEL a model the server has?",
+                    400: "if the prompt is too long for the server, set LLM_CTX to its context size"}.get(code, "")
+            return _Failure("http_4xx", f"HTTP {code}: {detail}" + (f" — {hint}" if hint else ""), counts=False)
+        if isinstance(exc, openai.APIError):
+            return _Failure("broken", f"bad response ({self._scrub(str(exc))[:200]})", retryable=True)
+        raise exc
+
+    def _record(self, failure: _Failure) -> None:
+        self.health.error(failure.kind, failure.args[0], reachable=failure.kind.startswith("http_"))
+
+    # ---- availability ------------------------------------------------------------------------
+    def available(self) -> tuple[bool, str]:
+        """(True, "") if a request may go to this server now, else (False, why it is skipped)."""
+        decision = self.breaker.check()
+        if decision == SKIP:
+            return False, (f"skipped: circuit breaker open after {self.breaker.failures} failures, probed again in "
+                           f"{self.breaker.remaining_s():.0f} s (last error: {self.health.last_error})")
+        if decision == PROBE:
+            ok, message = self.ping()
+            self.breaker.probed(ok)
+            if not ok:
+                return False, f"skipped: probe failed ({message}); breaker stays open"
+        return True, ""
+
+    def ping(self) -> tuple[bool, str]:
+        """GET /models with a short timeout: (reachable, "" or the error). Recorded in health."""
+        try:
+            self.client.models.list(timeout=self._timeout(min(PROBE_TIMEOUT_S, self.settings.llm_read_timeout_s)))
+        except Exception as exc:  # noqa: BLE001 - classified; anything unexpected is re-raised there
+            failure = self._classify(exc)
+            self.health.error(failure.kind, failure.args[0], reachable=failure.kind.startswith("http_"))
+            return False, failure.args[0]
+        self.health.reached()
+        return True, ""
+
+    def _model_name(self, timeout) -> str:
+        if not self.model:
+            models = self.client.models.list(timeout=timeout).data
+            if not models:
+                raise _Failure("http_4xx", "the server lists no models: load one or set LLM_MODEL", counts=False)
+            self.model = models[0].id
+        return self.model
+
+    # ---- token counting --------------------------------------------------------------------
+    def count_chat(self, messages: list[dict]) -> int:
+        return sum(self._count(m["content"]) + PER_MESSAGE for m in messages) + PER_MESSAGE
+
+    def _count(self, text: str) -> int:
+        if text in self._counts:
+            self._counts.move_to_end(text)
+            return self._counts[text]
+        n = self._retrying(lambda give_up: self._server_count(text, give_up))  # a server down here is down
+        self._counts[text] = n
+        if len(self._counts) > COUNT_MEMO:
+            self._counts.popitem(last=False)
+        return n
+
+    def _server_count(self, text: str, give_up: float) -> int:
+        import openai
+
+        routes = [self._count_route] if self._count_route is not None else ["/extras/tokenize/count", "/tokenize"]
+        timeout = self._timeout(max(0.1, min(self.settings.llm_read_timeout_s, give_up - time.monotonic())))
+        for route in filter(None, routes):
+            body = {"input": text, "content": text, "prompt": text}
+            if self.model:
+                body["model"] = self.model
+            try:
+                reply = self.client.post(self._root() + route, body=body, cast_to=object, options={"timeout": timeout})
+            except openai.APIStatusError as exc:
+                if exc.status_code in (400, 404, 405, 422):
+                    continue  # not this server's route
+                raise
+            n = reply.get("count") if isinstance(reply, dict) else None
+            if n is None and isinstance(reply, dict) and isinstance(reply.get("tokens"), list):
+                n = len(reply["tokens"])
+            if isinstance(n, int):
+                self._count_route = route
+                return n
+        self._count_route = ""
+        return estimate_tokens(text)
+
+    # ---- streaming ---------------------------------------------------------------------------
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats,
+               cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
+        """Yield text pieces as the server sends them; fills `stats` like LocalLLM.stream."""
+        began = time.perf_counter()
+        stats.prompt_tokens = self.count_chat(messages)
+        response, first, finish = self._start(messages, max_tokens, temperature, cancel)
+        stats.first_token_s = time.perf_counter() - began
+        self.health.ok(stats.first_token_s * 1000)
+        self.breaker.success()
+        try:
+            if first:
+                stats.completion_tokens += 1
+                yield first
+            for text, reason in _pieces(response) if not finish else ():
+                if cancel is not None and cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    finish = "timeout"
+                    break
+                if text:
+                    stats.completion_tokens += 1
+                    yield text
+                if reason:
+                    finish = "length" if reason == "length" else "stop"
+                    break
+        except Exception as exc:  # noqa: BLE001 - classified; the answer so far stays with the caller
+            failure = self._classify(exc)
+            failure.kind = "midstream"
+            self._record(failure)
+            self.breaker.failure()
+            raise StreamBroken(f"{self.name} failed mid-answer: {failure.args[0]}") from None
+        finally:
+            response.close()
+            stats.generate_s = time.perf_counter() - began
+        if not finish:
+            self._record(_Failure("midstream", "the stream ended before the answer finished"))
+            self.breaker.failure()
+            raise StreamBroken(f"{self.name} failed mid-answer: the stream ended before the answer finished")
+        stats.finish_reason = finish
+
+    def _start(self, messages, max_tokens, temperature, cancel):
+        """(response, first text, finish reason if it already ended), under the retry policy."""
+        return self._retrying(lambda give_up: self._first(messages, max_tokens, temperature, give_up), cancel)
+
+    def _retrying(self, action, cancel: threading.Event | None = None):
+        """`action(give_up)` retried on connection errors, 5xx, 429 and broken streams, with backoff,
+        within LLM_TOTAL_TIMEOUT_S; BackendDown when it gives up (one breaker failure per request)."""
+        give_up = time.monotonic() + self.settings.llm_total_timeout_s
+        attempt = 0
+        while True:
+            self.health.attempt()
+            try:
+                return action(give_up)
+            except Exception as exc:  # noqa: BLE001 - classified; unknown errors are re-raised there
+                failure = self._classify(exc)
+            self._record(failure)
+            delay = backoff_s(attempt, failure.retry_after)
+            if (not failure.retryable or attempt >= self.settings.llm_retries
+                    or time.monotonic() + delay >= give_up):
+                if failure.counts:
+                    self.breaker.failure()
+                tries = f" ({attempt + 1} attempts)" if attempt else ""
+                raise BackendDown(f"{self.name}: {failure.args[0]}{tries}")
+            attempt += 1
+            if cancel is not None and cancel.wait(delay):
+                raise BackendDown(f"{self.name}: stopped by the user")
+            if cancel is None:
+                time.sleep(delay)
+
+    def _first(self, messages, max_tokens, temperature, give_up):
+        remaining = give_up - time.monotonic()
+        timeout = self._timeout(max(0.1, min(self.settings.llm_read_timeout_s, remaining)))
+        response = self.client.chat.completions.create(
+            model=self._model_name(timeout), messages=messages, max_tokens=max_tokens, temperature=temperature,
+            stream=True, timeout=timeout)
+        try:
+            for text, reason in _pieces(response):
+                if text or reason:
+                    return response, text, ("length" if reason == "length" else "stop") if reason else ""
+                if time.monotonic() > give_up:
+                    raise _Failure("timeout", f"no first token within LLM_TOTAL_TIMEOUT_S="
+                                              f"{self.settings.llm_total_timeout_s:g}")
+        except BaseException:
+            response.close()
+            raise
+        response.close()
+        raise _Failure("broken", "the stream ended before the first token (if the server's log says the prompt "
+                                 "exceeds its context, set LLM_CTX to the server's context size)", retryable=True)
+
+
+def _pieces(response) -> Iterator[tuple[str, str | None]]:
+    """(text, finish_reason) per streamed chunk; usage-only chunks give ("", None)."""
+    for chunk in response:
+        if not chunk.choices:
+            yield "", None
+            continue
+        choice = chunk.choices[0]
+        yield (choice.delta.content or "") if choice.delta else "", choice.finish_reason
+
+
+def _retry_after(response) -> float:
+    """Seconds from a Retry-After header (a number of seconds), 0 if absent or a date."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "0")))
+    except (TypeError, ValueError):
+        return 0.0
