@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo bench bench-quick container-test soak clean
+.PHONY: install browser run test lint demo bench bench-quick bench-remote container-test soak clean
 
 $(STAMP): requirements_minimal.txt requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m rag bench --quick
+
+# remote backends: AI-CHAT's openai backend vs the bare client on one llama_cpp.server, and failover costs
+bench-remote: install
+	$(PY) -m benchmarks.remote --rounds 7
+	$(PY) -m benchmarks.remote --rounds 5 --preset 0.5b
 
 # opt-in: the load test of tests/reliability for 2 minutes instead of 20 s
 soak: install

@@ -278,9 +278,10 @@ def test_the_breaker_opens_skips_the_server_and_closes_after_a_good_probe(make_e
     assert any(isinstance(e, Status) and "circuit breaker open" in e.detail for e in events)
     a.start()
     try:
+        breaker = engine.backends.remotes[engine.backends.endpoints[0]].breaker
         deadline = time.monotonic() + 10
-        while backend(engine, a.url)["probe_in_s"] > 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while breaker.remaining_s() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         _, done = ask(engine, f"{QUESTION} 3")  # probed, half-open, answered: closed
         assert done.backend == f"openai:{a.url}"
         state = backend(engine, a.url)
@@ -330,3 +331,42 @@ def test_the_app_answers_through_a_server_and_the_panel_shows_its_health(server_
         assert "Model" not in "\n".join(c.value for c in at.sidebar.caption)  # no local model in the chain
     finally:
         st.cache_resource.clear()
+
+
+def test_stop_closes_the_stream_and_caches_nothing(make_engine, server_a):
+    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server_a.url, MAX_TOKENS="200")
+    cancel = threading.Event()
+    events = []
+    for event in engine.ask(QUESTION, cancel=cancel):
+        events.append(event)
+        if isinstance(event, Token):
+            cancel.set()  # Stop after the first piece
+    done = events[-1]
+    assert done.finish_reason == "cancelled" and done.reason == "stopped by the user" and done.turn == []
+    assert sum(isinstance(e, Token) for e in events) == 1 and engine.cache.stats()["entries"] == 0
+
+
+def test_cli_status_and_ask_report_the_backends(server_a):
+    from .conftest import run_cli
+
+    env = {"LLM_BACKEND": "openai", "LLM_BASE_URL": f"{dead_url()},{server_a.url}", "LLM_RETRIES": "0",
+           "MAX_TOKENS": "16"}
+    status = run_cli("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    dead, live = json.loads(status.stdout)["backends"]
+    assert (dead["reachable"], live["reachable"]) == (False, True) and "connection failed" in dead["last_error"]
+    assert dead["breaker"] == live["breaker"] == "closed"
+    assert json.loads(status.stdout)["parts"]["model"]["state"] == "idle"  # no local model: not loaded
+    answer = run_cli("ask", "--json", "What is AI-CHAT?", env=env)
+    assert answer.returncode == 0, answer.stderr
+    reply = json.loads(answer.stdout)
+    assert reply["backend"] == f"openai:{server_a.url}" and "connection failed" in reply["extra"]["failures"][0]
+    assert "connection failed" in answer.stderr  # logged as a warning
+
+
+def test_the_remote_benchmark_runs_one_round(isolated, monkeypatch):
+    from benchmarks import remote
+
+    result = remote.run(rounds=1, preset="tiny")
+    assert result["first_token_ms"]["bare_client"] > 0 and result["first_token_ms"]["ai_chat_backend"] > 0
+    assert 900 <= result["failover_extra_ms"]["stalled_read_timeout_1s"] < 2000

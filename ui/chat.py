@@ -85,7 +85,8 @@ class _Stream:
 def _status_text(event: Status) -> str:
     if event.stage == "queued":
         return f"⏳ Waiting for another answer to finish — {event.position} ahead of you"
-    return {"retrieving": "🔎 Searching your documents…", "generating": "✍️ Writing the answer…",
+    by = f" ({event.detail})" if event.detail.startswith("openai:") else ""
+    return {"retrieving": "🔎 Searching your documents…", "generating": f"✍️ Writing the answer…{by}",
             "loading": f"⏳ Loading the {event.detail}…",
             "failover": f"↪️ {event.detail}"}.get(event.stage, event.stage)
 
