@@ -161,13 +161,16 @@ class RemoteLLM:
         return sum(self._count(m["content"]) + PER_MESSAGE for m in messages) + PER_MESSAGE
 
     def _count(self, text: str) -> int:
-        if text in self._counts:
-            self._counts.move_to_end(text)
-            return self._counts[text]
+        with self._lock:
+            n = self._counts.get(text)
+            if n is not None:
+                self._counts.move_to_end(text)
+                return n
         n = self._retrying(lambda give_up: self._server_count(text, give_up))  # a server down here is down
-        self._counts[text] = n
-        if len(self._counts) > COUNT_MEMO:
-            self._counts.popitem(last=False)
+        with self._lock:
+            self._counts[text] = n
+            if len(self._counts) > COUNT_MEMO:
+                self._counts.popitem(last=False)
         return n
 
     def _server_count(self, text: str, give_up: float) -> int:
