@@ -2,9 +2,10 @@
 
 `LlamaServer` runs llama-cpp-python's own OpenAI-compatible server (`python -m llama_cpp.server`)
 on a generated GGUF; it can be killed (SIGKILL) and started again on the same port. `StalledServer`
-accepts connections and never answers. `ScriptedServer` answers chat requests with a given sequence
-of statuses (503, 429, 400 ...) before a real streamed answer, to check the retry policy; it has no
-tokenizer route, so the client's estimate is used. Every wait is bounded.
+accepts connections and never answers; `FullBacklogServer` never completes a connection.
+`ScriptedServer` answers chat requests with a given sequence of statuses (503, 429, 400 ...) before a
+real streamed answer, to check the retry policy; it has no tokenizer route, so the client's estimate
+is used. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -90,6 +91,26 @@ class StalledServer:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class FullBacklogServer:
+    """A port whose accept queue is full: the kernel drops new connection attempts, so a client's
+    connect hangs until its connect timeout (loopback's stand-in for an unreachable host)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=5)  # takes the one slot
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        self.filler.close()
+        self.sock.close()
 
 
 def sse_answer(words: list[str]) -> bytes:

@@ -19,7 +19,7 @@ from rag.engine import Engine
 from rag.events import Done, Notice, Status, Token
 from rag.modelgen import Shape, write_model
 
-from .servers import LlamaServer, ScriptedServer, StalledServer, free_port
+from .servers import FullBacklogServer, LlamaServer, ScriptedServer, StalledServer, free_port
 
 DOC = ("The Harbor Lantern Festival takes place every October on the north pier. Tickets cost twelve euros. "
        "The festival ends with a parade of paper boats at midnight.")
@@ -202,6 +202,20 @@ def test_a_stalled_server_times_out_within_its_bound_and_fails_over(make_engine,
     assert done.backend == f"openai:{server_b.url}" and not done.retrieval_only
     assert backend(engine, stalled.url)["errors"] == {"timeout": 1}  # a timeout is not retried
     assert stalled.accepted == 1
+
+
+def test_a_connection_that_never_completes_hits_the_connect_timeout_and_fails_over(make_engine, server_b):
+    unreachable = FullBacklogServer()
+    try:
+        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=unreachable.url, FALLBACKS=f"openai:{server_b.url}",
+                             LLM_CONNECT_TIMEOUT_S="0.5")
+        began = time.monotonic()
+        _, done = ask(engine)
+        elapsed = time.monotonic() - began
+    finally:
+        unreachable.stop()
+    assert done.backend == f"openai:{server_b.url}" and 0.5 <= elapsed < 3.0
+    assert backend(engine, unreachable.url)["errors"] == {"timeout": 1}
 
 
 def test_retries_back_off_on_5xx_and_429_then_succeed(make_engine):
