@@ -26,15 +26,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class LlamaServer:
+class Loopback:
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The OpenAI API base a client is given."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+class LlamaServer(Loopback):
     def __init__(self, model: Path, log: Path, n_ctx: int = 4096, api_key: str | None = None):
         self.model, self.log, self.n_ctx, self.api_key = model, log, n_ctx, api_key
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self, timeout: float = 90) -> LlamaServer:
         args = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
@@ -63,7 +68,7 @@ class LlamaServer:
         return [line for line in self.log.read_text(errors="replace").splitlines() if f" {path} HTTP" in line]
 
 
-class StalledServer:
+class StalledServer(Loopback):
     """Accepts every connection, reads nothing, answers nothing, until stopped."""
 
     def __init__(self):
@@ -73,10 +78,6 @@ class StalledServer:
         self.accepted = 0
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def _accept(self) -> None:
         while True:
@@ -93,7 +94,7 @@ class StalledServer:
             conn.close()
 
 
-class FullBacklogServer:
+class FullBacklogServer(Loopback):
     """A port whose accept queue is full: the kernel drops new connection attempts, so a client's
     connect hangs until its connect timeout (loopback's stand-in for an unreachable host)."""
 
@@ -103,10 +104,6 @@ class FullBacklogServer:
         self.sock.listen(0)
         self.port = self.sock.getsockname()[1]
         self.filler = socket.create_connection(("127.0.0.1", self.port), timeout=5)  # takes the one slot
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
         self.filler.close()
@@ -124,7 +121,7 @@ def sse_answer(words: list[str]) -> bytes:
     return ("".join(events) + event({}, "stop") + "data: [DONE]\n\n").encode()
 
 
-class ScriptedServer:
+class ScriptedServer(Loopback):
     """POST /v1/chat/completions answers with `script` in order ((status, headers) pairs), then with a
     streamed answer. GET /v1/models lists one model; every other path is 404."""
 
@@ -168,10 +165,6 @@ class ScriptedServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
         self.httpd.shutdown()
