@@ -94,7 +94,8 @@ class Backends:
                             "error": str(self.model.error) if self.model.error else None})
                 continue
             remote = self.remotes[e]
-            out.append({"name": e.name, "kind": "openai", "model": remote.model or None, "n_ctx": remote.n_ctx,
+            out.append({"name": e.name, "kind": "openai", "model": remote.model or None, "n_ctx": remote.known_ctx,
+                        "n_ctx_source": remote.ctx_source,
                         "breaker": remote.breaker.state, "consecutive_failures": remote.breaker.failures,
                         "probe_in_s": round(remote.breaker.remaining_s(), 1),
                         "breaker_opened": remote.breaker.opened_count, **remote.health.snapshot()})

@@ -166,9 +166,9 @@ class Settings:
                           "Model name sent to the server; a chain entry may name its own: `openai:URL#model`.")
     llm_api_key: str = _env("LLM_API_KEY", _text, "", "unset",
                             "Bearer token for servers that need one. Never logged or shown.", secret=True)
-    llm_ctx: int = _env("LLM_CTX", _int(256, 1_048_576), 4096, "4096",
-                        "Context window of the server's model in tokens (prompt + answer): set it to the "
-                        "server's (Ollama num_ctx, llama.cpp -c, vLLM --max-model-len).")
+    llm_ctx: int = _env("LLM_CTX", _int(0, 1_048_576), 0, "0 (auto)",
+                        "Context window of the server's model in tokens (prompt + answer). 0 = what the server "
+                        "reports (vLLM, llama.cpp server), else 4096: set it for Ollama (num_ctx) and LM Studio.")
     llm_connect_timeout_s: float = _env("LLM_CONNECT_TIMEOUT_S", _float(0.0, 600.0, lo_open=True), 2.0, "2",
                                         "Seconds to open a connection to a server.")
     llm_read_timeout_s: float = _env("LLM_READ_TIMEOUT_S", _float(0.0, 3600.0, lo_open=True), 30.0, "30",
@@ -204,6 +204,8 @@ class Settings:
             raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_TOKENS={self.chunk_tokens}")
         if self.n_batch and self.n_ubatch > self.n_batch:
             raise ConfigError(f"N_UBATCH={self.n_ubatch} must not exceed N_BATCH={self.n_batch}")
+        if 0 < self.llm_ctx < 256:
+            raise ConfigError(f"LLM_CTX={self.llm_ctx} is too small for a prompt; use 0 (auto) or at least 256")
         self.chain  # noqa: B018 - raises ConfigError for LLM_BACKEND=openai without LLM_BASE_URL
         models_dir = self.models_dir or PROJECT_ROOT / "models"
         return replace(

@@ -28,6 +28,7 @@ BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 4.0
 PROBE_TIMEOUT_S = 2.0
 COUNT_MEMO = 2048
+DEFAULT_CTX = 4096  # when LLM_CTX is unset and the server does not report its context
 
 
 class _Failure(Exception):
@@ -56,7 +57,9 @@ class RemoteLLM:
     def __init__(self, endpoint: Endpoint, settings):
         self.endpoint, self.settings = endpoint, settings
         self.name = endpoint.name
-        self.n_ctx = settings.llm_ctx
+        # LLM_CTX, or what the server reports (found on first use), else DEFAULT_CTX
+        self.known_ctx: int | None = settings.llm_ctx or None
+        self.ctx_source = "LLM_CTX" if settings.llm_ctx else ""
         self.model = endpoint.model or settings.llm_model  # "" until the server names its first model
         self.breaker = Breaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_s)
         self.health = Health()
@@ -147,6 +150,35 @@ class RemoteLLM:
             return False, failure.args[0]
         self.health.reached()
         return True, ""
+
+    @property
+    def n_ctx(self) -> int:
+        """The server's context size: LLM_CTX if set, else asked once (BackendDown if unreachable)."""
+        if self.known_ctx is None:
+            self.known_ctx, self.ctx_source = self._retrying(self._detect_ctx)
+        return self.known_ctx
+
+    def _detect_ctx(self, give_up: float) -> tuple[int, str]:
+        """vLLM lists `max_model_len` with each model; llama.cpp's server has /props."""
+        import openai
+
+        timeout = self._timeout(max(0.1, min(PROBE_TIMEOUT_S * 2, give_up - time.monotonic())))
+        models = self.client.models.list(timeout=timeout).data
+        for m in models:
+            n = (m.model_extra or {}).get("max_model_len")
+            if isinstance(n, int) and n > 0 and m.id == (self.model or models[0].id):
+                return n, "server (max_model_len)"
+        try:
+            props = self.client.get(self._root() + "/props", cast_to=object, options={"timeout": timeout})
+        except openai.APIStatusError as exc:
+            if exc.status_code not in (400, 404, 405, 422):
+                raise
+            props = None
+        settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+        n = settings.get("n_ctx") if isinstance(settings, dict) else None
+        if isinstance(n, int) and n > 0:
+            return n, "server (/props)"
+        return DEFAULT_CTX, "default: the server does not report it; set LLM_CTX"
 
     def _model_name(self, timeout) -> str:
         if not self.model:

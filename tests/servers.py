@@ -123,10 +123,14 @@ def sse_answer(words: list[str]) -> bytes:
 
 class ScriptedServer(Loopback):
     """POST /v1/chat/completions answers with `script` in order ((status, headers) pairs), then with a
-    streamed answer. GET /v1/models lists one model; every other path is 404."""
+    streamed answer. GET /v1/models lists one model, GET /props is optional; other paths are 404."""
 
-    def __init__(self, script: list[tuple[int, dict]], answer: tuple[str, ...] = ("Scripted", " answer", " [1].")):
+    def __init__(self, script: list[tuple[int, dict]], answer: tuple[str, ...] = ("Scripted", " answer", " [1]."),
+                 model_fields: dict | None = None, props: dict | None = None):
+        """`model_fields`: extra fields of the listed model (vLLM: max_model_len); `props`: the body
+        of GET /props (llama.cpp's server), 404 when None."""
         self.script, self.answer = list(script), answer
+        self.model_fields, self.props = model_fields or {}, props
         self.chat_requests = 0
         server = self
 
@@ -145,8 +149,10 @@ class ScriptedServer(Loopback):
 
             def do_GET(self):
                 if self.path == "/v1/models":
-                    self._send(200, json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model",
-                                                                            "owned_by": "test"}]}).encode(), {})
+                    model = {"id": "scripted", "object": "model", "owned_by": "test", **server.model_fields}
+                    self._send(200, json.dumps({"object": "list", "data": [model]}).encode(), {})
+                elif self.path == "/props" and server.props is not None:
+                    self._send(200, json.dumps(server.props).encode(), {})
                 else:
                     self._send(404, b'{"error": "not found"}', {})
 

@@ -33,6 +33,7 @@ def test_defaults():
     ({"FALLBACKS": "openai:ftp://gpu-b/v1"}, ["FALLBACKS", "http(s) URL"]),
     ({"LLM_READ_TIMEOUT_S": "0"}, ["LLM_READ_TIMEOUT_S=0.0", "above 0.0"]),
     ({"LLM_RETRIES": "11"}, ["LLM_RETRIES=11", "0 to 10"]),
+    ({"LLM_CTX": "100"}, ["LLM_CTX=100", "0 (auto) or at least 256"]),
 ])
 def test_bad_values_name_variable_value_and_range(env, fragments):
     with pytest.raises(ConfigError) as info:

@@ -89,7 +89,7 @@ def dead_url() -> str:
 
 
 def test_streams_an_answer_through_an_openai_server(make_engine, server_a):
-    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server_a.url)
+    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server_a.url, LLM_CTX="0")
     events, done = ask(engine)
     tokens = [e for e in events if isinstance(e, Token)]
     assert len(tokens) >= 2 and not done.retrieval_only and done.finish_reason in ("stop", "length")
@@ -104,6 +104,7 @@ def test_streams_an_answer_through_an_openai_server(make_engine, server_a):
     health = backend(engine, server_a.url)
     assert health["reachable"] is True and health["served"] == 1 and health["p50_ms"] is not None
     assert health["breaker"] == "closed" and health["errors"] == {}
+    assert health["n_ctx"] == 4096 and health["n_ctx_source"].startswith("default")  # llama_cpp.server says none
 
 
 def test_two_askers_at_once_both_get_answers(make_engine, server_a):
@@ -233,6 +234,31 @@ def test_retries_back_off_on_5xx_and_429_then_succeed(make_engine):
     assert health["errors"] == {"http_5xx": 2, "http_429": 1} and health["breaker"] == "closed"
     remote = engine.backends.remotes[engine.backends.endpoints[0]]
     assert remote._count_route == "" and remote.model == "scripted"  # estimated tokens, first listed model
+
+
+@pytest.mark.parametrize("fields, props, expected, source", [
+    ({"max_model_len": 1024}, None, 1024, "server (max_model_len)"),  # vLLM's /v1/models
+    ({}, {"default_generation_settings": {"n_ctx": 2048}}, 2048, "server (/props)"),  # llama.cpp's server
+    ({}, None, 4096, "default: the server does not report it; set LLM_CTX"),  # Ollama, LM Studio
+], ids=["vllm", "llama.cpp", "neither"])
+def test_the_context_size_is_asked_from_the_server_when_llm_ctx_is_unset(make_engine, fields, props, expected, source):
+    server = ScriptedServer([], model_fields=fields, props=props)
+    try:
+        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, LLM_CTX="0", MAX_TOKENS="24")
+        assert backend(engine, server.url)["n_ctx"] is None  # not asked before it is needed
+        _, done = ask(engine)
+    finally:
+        server.stop()
+    state = backend(engine, server.url)
+    assert (state["n_ctx"], state["n_ctx_source"]) == (expected, source)
+    assert not done.retrieval_only and done.prompt_tokens <= expected - 24 - 16
+
+
+def test_llm_ctx_wins_over_the_server(make_engine, server_a):
+    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server_a.url, LLM_CTX="1024")
+    _, done = ask(engine)
+    assert (backend(engine, server_a.url)["n_ctx"], backend(engine, server_a.url)["n_ctx_source"]) == (1024, "LLM_CTX")
+    assert done.prompt_tokens <= 1024 - 24 - 16
 
 
 def test_retries_stop_when_exhausted(make_engine):

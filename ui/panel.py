@@ -60,6 +60,8 @@ def backend_line(b: dict) -> str:
         return f"{icon} **local** · model {b['state']}"
     icon = "🔴" if b["breaker"] == "open" or b["reachable"] is False else "🟢" if b["reachable"] else "⚪"
     parts = [f"{icon} **{md_escape(b['name'])}**", f"breaker {b['breaker']}"]
+    if b["n_ctx"]:
+        parts.append(f"n_ctx {b['n_ctx']} ({md_escape(b['n_ctx_source'])})")
     if b["breaker"] == "open":
         parts.append(f"probed again in {b['probe_in_s']:.0f} s")
     if b["p50_ms"] is not None:
