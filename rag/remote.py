@@ -146,7 +146,7 @@ class RemoteLLM:
             self.client.models.list(timeout=self._timeout(min(PROBE_TIMEOUT_S, self.settings.llm_read_timeout_s)))
         except Exception as exc:  # noqa: BLE001 - classified; anything unexpected is re-raised there
             failure = self._classify(exc)
-            self.health.error(failure.kind, failure.args[0], reachable=failure.kind.startswith("http_"))
+            self._record(failure)
             return False, failure.args[0]
         self.health.reached()
         return True, ""
@@ -164,9 +164,11 @@ class RemoteLLM:
 
         timeout = self._timeout(max(0.1, min(PROBE_TIMEOUT_S * 2, give_up - time.monotonic())))
         models = self.client.models.list(timeout=timeout).data
+        if not self.model and models:
+            self.model = models[0].id  # saves _model_name asking again
         for m in models:
             n = (m.model_extra or {}).get("max_model_len")
-            if isinstance(n, int) and n > 0 and m.id == (self.model or models[0].id):
+            if isinstance(n, int) and n > 0 and m.id == self.model:
                 return n, "server (max_model_len)"
         try:
             props = self.client.get(self._root() + "/props", cast_to=object, options={"timeout": timeout})
@@ -254,22 +256,21 @@ class RemoteLLM:
                     stats.completion_tokens += 1
                     yield text
                 if reason:
-                    finish = "length" if reason == "length" else "stop"
+                    finish = _finish(reason)
                     break
         except Exception as exc:  # noqa: BLE001 - classified; the answer so far stays with the caller
-            failure = self._classify(exc)
-            failure.kind = "midstream"
-            self._record(failure)
-            self.breaker.failure()
-            raise StreamBroken(f"{self.name} failed mid-answer: {failure.args[0]}") from None
+            raise self._broken(self._classify(exc).args[0]) from None
         finally:
             response.close()
             stats.generate_s = time.perf_counter() - began
         if not finish:
-            self._record(_Failure("midstream", "the stream ended before the answer finished"))
-            self.breaker.failure()
-            raise StreamBroken(f"{self.name} failed mid-answer: the stream ended before the answer finished")
+            raise self._broken("the stream ended before the answer finished")
         stats.finish_reason = finish
+
+    def _broken(self, message: str) -> StreamBroken:
+        self._record(_Failure("midstream", message))
+        self.breaker.failure()
+        return StreamBroken(f"{self.name} failed mid-answer: {message}")
 
     def _start(self, messages, max_tokens, temperature, cancel):
         """(response, first text, finish reason if it already ended), under the retry policy."""
@@ -309,7 +310,7 @@ class RemoteLLM:
         try:
             for text, reason in _pieces(response):
                 if text or reason:
-                    return response, text, ("length" if reason == "length" else "stop") if reason else ""
+                    return response, text, _finish(reason) if reason else ""
                 if time.monotonic() > give_up:
                     raise _Failure("timeout", f"no first token within LLM_TOTAL_TIMEOUT_S="
                                               f"{self.settings.llm_total_timeout_s:g}")
@@ -329,6 +330,11 @@ def _pieces(response) -> Iterator[tuple[str, str | None]]:
             continue
         choice = chunk.choices[0]
         yield (choice.delta.content or "") if choice.delta else "", choice.finish_reason
+
+
+def _finish(reason: str) -> str:
+    """The server's finish_reason as ours: 'length' stays, anything else (stop, eos, content_filter) is 'stop'."""
+    return "length" if reason == "length" else "stop"
 
 
 def _retry_after(response) -> float:
