@@ -33,20 +33,23 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
 
-COPY requirements_minimal.txt /tmp/requirements_minimal.txt
-# The pip cache is split by CUDA on/off: pip caches the llama-cpp-python wheel it compiles and would
-# otherwise hand a CPU build to a CUDA build.
+# llama.cpp is compiled by scripts/build_llama.py (the flags live there) as a *portable* build: every
+# x86-64 CPU variant of its CPU backend, the best one the host supports picked at run time, none with
+# AMX; so an image built on one machine runs on any x86-64 CPU. Its wheel cache is keyed by the flags
+# and compiler (a cache mount: rebuilds skip the compile); pip's own cache never holds llama-cpp-python.
+COPY requirements_minimal.txt /src/requirements_minimal.txt
+COPY scripts/build_llama.py /src/scripts/build_llama.py
+COPY rag/llama_build.py /src/rag/llama_build.py
+ARG LLAMA_WHEEL_CACHE=/root/.cache/ai-chat/llama-wheels
 RUN --mount=type=secret,id=ca_bundle \
     --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=cache,target=/root/.cache/ai-chat \
     set -eu; \
     if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
-    export PIP_CACHE_DIR=/root/.cache/pip/cuda-$CUDA; \
-    if [ "$CUDA" = on ]; then \
-      export CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHITECTURES"; \
-      export LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs; \
-    fi; \
-    CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) pip install ${TORCH_INDEX_URL:+--extra-index-url $TORCH_INDEX_URL} \
-      -r /tmp/requirements_minimal.txt
+    if [ "$CUDA" = on ]; then export LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs; fi; \
+    LLAMA_WHEEL_CACHE=$LLAMA_WHEEL_CACHE python3 /src/scripts/build_llama.py --python /opt/venv/bin/python \
+      --mode portable --cuda "$CUDA" --cuda-architectures "$CUDA_ARCHITECTURES" \
+ && pip install ${TORCH_INDEX_URL:+--extra-index-url $TORCH_INDEX_URL} -r /src/requirements_minimal.txt
 
 RUN useradd --create-home --uid 10001 app
 WORKDIR /app

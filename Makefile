@@ -3,13 +3,15 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt scripts/build_llama.py | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo bench bench-quick bench-remote container-test soak clean
+.PHONY: install browser run test lint demo bench bench-quick bench-build bench-remote container-test soak clean
 
-$(STAMP): requirements_minimal.txt requirements.txt
+$(STAMP): requirements_minimal.txt requirements.txt scripts/build_llama.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PY) -m pip install --quiet -r requirements.txt
+	# llama-cpp-python first, compiled for this CPU without AMX (scripts/build_llama.py says why)
+	$(PY) scripts/build_llama.py --python $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -40,6 +42,12 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(PY) -m rag bench --quick
+
+# the local llama.cpp build (native minus AMX) vs llama.cpp's default native build, side by side
+bench-build: install
+	$(PY) -m pip install --quiet --no-deps --upgrade --target build/llama-upstream \
+	  "$$($(PY) scripts/build_llama.py --mode upstream --wheel-only | tail -1)"
+	$(PY) -m benchmarks.llama_build --build ours= --build upstream=build/llama-upstream
 
 # remote backends: AI-CHAT's openai backend vs the bare client on one llama_cpp.server, and failover costs
 bench-remote: install

@@ -97,12 +97,13 @@ def bench_load(b: Bench, model: Path) -> dict:
             del loaded
             if r:
                 (engine_s if which == "engine" else bare_s).append(took)
-    # the first load of a new file also loads it once in a child process (rag/model_probe.py), so that a
-    # file llama.cpp crashes on cannot take the app down; later loads skip it. Timed apart, once:
+    # the first load of a new file also loads and runs it once in a child process (rag/model_probe.py: a
+    # short prompt and a few decoded tokens), so that a file or CPU kernel llama.cpp crashes on cannot
+    # take the app down; later loads skip it. Timed apart, once:
     from rag.model_probe import probe
 
     began = time.perf_counter()
-    probe(model, Engine(settings, start=False).model_fingerprint(), b.work / f"probe-{model.stem}")
+    probe(model, Engine(settings, start=False).model_fingerprint(), b.work / f"probe-{model.stem}", kwargs)
     probe_s = time.perf_counter() - began
     return {"engine_s": median(engine_s), "bare_s": median(bare_s), "load_ratio": median(engine_s) / median(bare_s),
             "probe_s": probe_s}

@@ -100,6 +100,10 @@ def cmd_status(args) -> int:
     for name, part in status["parts"].items():
         extra = f" in {part['load_seconds']:.2f}s" if part["load_seconds"] else ""
         print(f"{name:9} {part['state']}{extra}" + (f": {part['error']}" if part["error"] else ""))
+    if lb := status.get("llama_build"):
+        mismatch = f"; {lb['cpu_mismatch']}" if lb["cpu_mismatch"] else ""
+        print(f"llama.cpp {lb['mode']} build ({lb['key'] or 'not built by scripts/build_llama.py'}), "
+              f"CPU code: {lb['cpu_variant'] or 'not loaded'}{mismatch}")
     for b in status["backends"]:
         if b["kind"] == "openai":
             state = {True: "reachable", False: "unreachable", None: "not contacted"}[b["reachable"]]

@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from . import memory, model_probe, prompt, retrieve
+from . import llama_build, memory, model_probe, prompt, retrieve
 from .backends import Backends
 from .cache import AnswerCache, depends_on_history, scope_key
 from .config import Settings
@@ -82,7 +82,8 @@ class Engine:
         self.plan = memory.plan(self.meta, self.settings, memory.probe())
         for warning in self.plan.warnings:
             log.warning("%s", warning)
-        model_probe.probe(path, self.model_fingerprint(), self.settings.cache_dir)  # a crash there spares us
+        # loaded and run once in a child first: a crash there (bad file, CPU kernel) spares the server
+        model_probe.probe(path, self.model_fingerprint(), self.settings.cache_dir, self.plan.llama_kwargs())
         return LocalLLM(path, self.plan, self.meta.chat_template)
 
     def model_fingerprint(self) -> str:
@@ -302,6 +303,7 @@ class Engine:
                       "n_ctx": model.n_ctx if model else None,
                       "queue": model.lock.waiting if model else 0},
             "plan": self.plan.summary() if self.plan else None,
+            "llama_build": llama_build.describe() if self.backends.has_local else None,
             "backends": self.backends.status(),
             "memory": {"ram_total": reading.ram_total, "ram_available": reading.ram_available,
                        "rss": reading.rss, "gpus": [vars(g) for g in reading.gpus], "gpu_note": reading.gpu_note,

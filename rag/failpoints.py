@@ -3,8 +3,9 @@ SQLite's and etcd's test suites).
 
 The code calls `hit("commit.renamed")` at the moments a crash or a full disk matters. Nothing happens
 unless AI_CHAT_FAILPOINT is set, to `name[:n][=action]`: at the n-th hit (default 1) of that point the
-action runs. Actions: `kill` (SIGKILL this process: no cleanup, no flush; the default) and `enospc`
-(raise OSError ENOSPC, as a full disk does).
+action runs. Actions: `kill` (SIGKILL this process: no cleanup, no flush; the default), `enospc`
+(raise OSError ENOSPC, as a full disk does) and `sigill`, `sigsegv`, `sigbus` (this process dies by
+that signal, as it does when a CPU kernel runs an instruction the CPU does not allow or faults).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 ENV = "AI_CHAT_FAILPOINT"
 _counts: dict[str, int] = {}
 _lock = threading.Lock()
+_SIGNALS = {"sigill": signal.SIGILL, "sigsegv": signal.SIGSEGV, "sigbus": signal.SIGBUS}
 
 
 def hit(name: str) -> None:
@@ -33,10 +35,12 @@ def hit(name: str) -> None:
         return
     if action in ("", "kill"):
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action in _SIGNALS:
+        os.kill(os.getpid(), _SIGNALS[action])
     elif action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"failpoint {name}")
     else:
-        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill or enospc)")
+        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill, enospc, {', '.join(_SIGNALS)})")
 
 
 def reset() -> None:

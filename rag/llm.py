@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import llama_build
 from .errors import ModelError
 from .memory import Plan
 
@@ -101,6 +102,7 @@ class GenerationStats:
 
 class LocalLLM:
     def __init__(self, path: Path, plan: Plan, chat_template: str | None):
+        llama_build.load_backends()
         from llama_cpp import Llama
 
         try:

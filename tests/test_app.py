@@ -77,6 +77,24 @@ def test_retrieval_only_without_a_model():
     assert "no GGUF in models/" in captions(at)  # the model's load state says why
 
 
+def test_a_cpu_crash_in_llama_cpp_is_explained_and_retrieval_goes_on(tiny_model, monkeypatch):
+    """The model's probe child dies by SIGILL at its first prompt: the server stays up, says why."""
+    from rag.errors import ModelError
+
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "probe.decode=sigill")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    eng = engine()
+    with pytest.raises(ModelError, match="crashed running this model on this CPU"):
+        eng.model.get(timeout=120)
+    wait_ready(eng, "embedder")
+    at.chat_input[0].set_value("What is LOW_VRAM for?").run()
+    assert not at.exception
+    answer = at.chat_message[-1].markdown[0].value
+    assert "Retrieval only" in answer and "SIGILL: an instruction this CPU does not allow" in answer
+    assert "crashed running this model on this CPU" in captions(at)
+
+
 def test_quick_answer_while_loading_then_the_full_answer(tiny_model, monkeypatch):
     monkeypatch.setenv("MODEL_PATH", str(tiny_model))
     at = AppTest.from_file(APP, default_timeout=60).run()

@@ -1,6 +1,7 @@
 """The CLI end to end in child processes, as a user runs it."""
 
 import json
+import re
 
 import pytest
 
@@ -70,6 +71,20 @@ def test_bad_model_keeps_ask_working(tmp_path, corpus):
     run_cli("ingest", str(corpus[0]))
     asked = run_cli("ask", "What is the parking permit number?", env={"MODEL_PATH": str(text)})
     assert asked.returncode == 0 and "not a GGUF file" in asked.stdout and "COPPERLANTERN" in asked.stdout
+
+
+def test_a_cpu_crash_in_llama_cpp_leaves_ask_and_status_working(corpus, tiny_model):
+    """The model's probe child dies by SIGILL at its first prompt, as llama.cpp's AMX kernel does."""
+    env = {"MODEL_PATH": str(tiny_model), "AI_CHAT_FAILPOINT": "probe.decode=sigill"}
+    run_cli("ingest", str(corpus[0]))
+    asked = run_cli("ask", "What is the parking permit number?", env=env)
+    assert asked.returncode == 0 and "COPPERLANTERN" in asked.stdout and "Traceback" not in asked.stderr
+    crashed = "tiny.gguf: llama.cpp crashed running this model on this CPU (SIGILL: an instruction this CPU"
+    assert crashed in asked.stdout and "make install" in asked.stdout
+    status = run_cli("status", env=env)
+    assert status.returncode == 0 and re.search(r"^model     failed in [\d.]+s: " + re.escape(crashed), status.stdout,
+                                                re.M), status.stdout
+    assert "llama.cpp native build" in status.stdout
 
 
 def test_index_from_another_embedder_is_refused(tmp_path, corpus):

@@ -4,6 +4,7 @@ goes on retrieval-only with the reason, and the server process is never at risk.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import gguf
@@ -85,8 +86,48 @@ def test_a_file_that_passed_is_not_probed_again(indexed, tiny_model, settings, m
     engine = indexed(tiny_model)
     assert answer(engine).completion_tokens > 0
     record = json.loads((settings.cache_dir / RECORD).read_text())
-    assert record == {str(tiny_model): engine.model_fingerprint()}
+    assert list(record) == [str(tiny_model)] and record[str(tiny_model)].startswith(engine.model_fingerprint() + ":")
     monkeypatch.setenv("AI_CHAT_FAILPOINT", "probe.load=kill")  # a probe now would fail: none runs
     again = indexed(tiny_model)
     again.model.get(timeout=60)
     assert again.model.state == "ready"
+
+
+@pytest.mark.parametrize("signal_name, meaning", [
+    ("SIGILL", "an instruction this CPU does not allow"),
+    ("SIGSEGV", "an invalid memory access"),
+    ("SIGBUS", "a bus error"),
+])
+def test_cpu_kernel_crash_while_running_spares_the_server(signal_name, meaning, indexed, tiny_model,
+                                                          monkeypatch):
+    """The probe child loads the model, then dies evaluating the prompt (as an AMX kernel does)."""
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", f"probe.decode={signal_name.lower()}")
+    engine = indexed(tiny_model)
+    done = answer(engine)
+    assert done.retrieval_only and "COPPERLANTERN" in done.answer
+    assert f"llama.cpp crashed running this model on this CPU ({signal_name}: {meaning}" in done.reason
+    assert "make install" in done.reason and engine.model.state == "failed"
+
+
+def test_the_probe_evaluates_a_prompt_and_decodes(tiny_model):
+    import subprocess
+    import sys
+
+    from rag.config import child_env
+
+    out = subprocess.run([sys.executable, "-m", "rag.model_probe", str(tiny_model)], capture_output=True,
+                         text=True, env=child_env(), timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    match = re.search(r"probe: ok \((\d+) prompt tokens, (\d+) decoded\)", out.stdout)
+    assert match and int(match.group(1)) >= 64 and int(match.group(2)) == 4, out.stdout
+
+
+def test_a_pass_is_remembered_per_build_cpu_and_kernel_settings(tiny_model):
+    from rag.model_probe import probe_key, probe_kwargs
+
+    base = probe_kwargs({"n_threads": 2, "n_batch": 512, "flash_attn": False, "type_k": 1, "type_v": 1})
+    assert base["n_ctx"] == 256 and base["n_gpu_layers"] == 0 and base["n_batch"] == 256
+    same = probe_kwargs({**base, "n_threads": 8, "n_ctx": 8192})  # follows free memory: not a kernel choice
+    assert probe_key("f", base) == probe_key("f", same)
+    assert probe_key("f", base) != probe_key("f", {**base, "type_k": 8})
+    assert probe_key("f", base) != probe_key("g", base)
