@@ -71,9 +71,11 @@ def load_backends() -> None:
     pkg = package_dir()
     if pkg is None or not any((pkg / "lib").glob("libggml-cpu-*.so")):
         return
-    import llama_cpp._ggml as ggml
+    import llama_cpp.llama_cpp  # noqa: F401  (loads libllama and, through its soname, libggml)
 
-    lib = ggml.libggml
+    # the registry is libggml's: open the very file libllama linked (wheels hold copies, not symlinks,
+    # so libggml.so and libggml.so.0 would be two libraries with two registries)
+    lib = ctypes.CDLL(str(next(p for p in (pkg / "lib" / "libggml.so.0", pkg / "lib" / "libggml.so") if p.exists())))
     lib.ggml_backend_reg_count.restype = ctypes.c_size_t
     if lib.ggml_backend_reg_count() == 0:
         lib.ggml_backend_load_all_from_path.argtypes = [ctypes.c_char_p]

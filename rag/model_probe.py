@@ -28,7 +28,8 @@ TIMEOUT_S = 600.0
 RECORD = "model-probe.json"
 PROBE_CTX = 256  # enough for the prompt below and the decoded tokens; small and quick to allocate
 PROMPT = "The pump room is checked every morning; the key is kept in the red box by the door. " * 4
-DECODE_TOKENS = 4
+PROMPT_TOKENS = 64  # a batch: the matrix-matrix kernels prompt processing uses (AMX's among them)
+DECODE_TOKENS = 4  # one token at a time: the matrix-vector kernels of decoding
 # kernels depend on these; the context size and thread count (which follow free memory) do not
 KERNEL_SETTINGS = ("type_k", "type_v", "flash_attn")
 SIGNALS = {  # what a signal that ends llama.cpp usually means, in words for the reason line
@@ -134,7 +135,7 @@ def main() -> None:
     failpoints.hit("probe.load")
     llm = Llama(model_path=sys.argv[1], verbose=True, **kwargs)
     print("probe: loaded", flush=True)
-    tokens = llm.tokenize(PROMPT.encode(), add_bos=True)[: PROBE_CTX - DECODE_TOKENS - 1]
+    tokens = llm.tokenize(PROMPT.encode(), add_bos=True)[:PROMPT_TOKENS]
     failpoints.hit("probe.decode")
     generated = list(itertools.islice(llm.generate(tokens, top_k=1, temp=0.0), DECODE_TOKENS))
     llm.close()

@@ -7,6 +7,12 @@
 # there is no GPU or CUDA toolkit here. Everything else is the real build: the same Dockerfiles,
 # pip behind the host's CA bundle (passed as a build secret), llama.cpp compiled inside the image.
 #
+# llama.cpp is the images' portable build (scripts/build_llama.py --mode portable); its wheel cache is
+# this machine's (LLAMA_WHEEL_CACHE, mounted into the build): a wheel whose key (flags, compiler)
+# matches is reused, otherwise it is compiled inside the image and kept there for the next build.
+# Each image's llama.cpp libraries are then checked with objdump (scripts/check_cpu_code.py
+# --portable: no AMX anywhere, no AVX where every CPU loads it, no AVX-512 in the AVX2-class variants).
+#
 # Env: CA_BUNDLE (default the system bundle), WHEELS (a local wheel folder, e.g. one that holds the
 # CPU torch wheel when download.pytorch.org is unreachable), PORT (default 18501), KEEP=1 keeps images.
 set -euo pipefail
@@ -58,6 +64,22 @@ if [ -n "${WHEELS:-}" ]; then
                --build-arg TORCH_INDEX_URL=)
 fi
 
+LLAMA_WHEEL_CACHE=${LLAMA_WHEEL_CACHE:-$HOME/.cache/ai-chat/llama-wheels}
+mkdir -p "$LLAMA_WHEEL_CACHE"
+build_args+=(--volume "$(realpath "$LLAMA_WHEEL_CACHE"):/llama-wheels" --build-arg LLAMA_WHEEL_CACHE=/llama-wheels)
+
+check_cpu_code() {  # $1 image: disassemble its llama.cpp libraries
+  local ctr mnt lib rc=0
+  ctr=$("${BUILDAH[@]}" from "$1")
+  mnt=$("${BUILDAH[@]}" mount "$ctr")
+  lib=$(ls -d "$mnt"/opt/venv/lib/python3*/site-packages/llama_cpp/lib)
+  log "$1: CPU code of llama.cpp (objdump)"
+  "$PY" scripts/check_cpu_code.py "$lib" --portable || rc=$?
+  "${BUILDAH[@]}" umount "$ctr" >/dev/null
+  "${BUILDAH[@]}" rm "$ctr" >/dev/null
+  return $rc
+}
+
 # the model the images answer with: generated here, mounted read-only
 mkdir -p "$WORK/models"
 [ -s "$WORK/models/tiny.gguf" ] || "$PY" -m rag make-model "$WORK/models/tiny.gguf" --preset tiny >/dev/null
@@ -87,12 +109,17 @@ check_image() {  # $1 image: run its CMD, wait for health, ask one question, sto
       >"$WORK/$name-answer.log" 2>&1 \
     && "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- \
       python -m rag ask "How do I add documents?" --json >"$WORK/$name-answer.json" 2>>"$WORK/$name-answer.log" \
-    && "$PY" - "$WORK/$name-answer.json" <<'EOF' && ok=1
+    && "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- \
+      python -m rag status --json >"$WORK/$name-status.json" 2>>"$WORK/$name-answer.log" \
+    && "$PY" - "$WORK/$name-answer.json" "$WORK/$name-status.json" <<'EOF' && ok=1
 import json, sys
 done = json.loads(open(sys.argv[1]).read())
 assert done["completion_tokens"] > 0 and not done["retrieval_only"] and done["sources"], done
 print(f"answered by the model: {done['completion_tokens']} tokens, {len(done['sources'])} sources "
       f"({done['sources'][0]['source']}), {done['total_ms']:.0f} ms")
+build = json.loads(open(sys.argv[2]).read())["llama_build"]
+assert build["mode"] == "portable" and build["cpu_variant"] not in (None, "sapphirerapids"), build
+print(f"llama.cpp portable build {build['key']}: CPU variant picked on this host: {build['cpu_variant']}")
 EOF
   fi
   kill "$pid" 2>/dev/null || true
@@ -113,6 +140,7 @@ for pair in "Dockerfile:ai-chat:plain" "Dockerfile.optimized:ai-chat:slim"; do
   "${BUILDAH[@]}" bud "${build_args[@]}" -f "$file" -t "$tag" . >"$WORK/build-${tag##*:}.log" 2>&1 \
     || { tail -30 "$WORK/build-${tag##*:}.log" >&2; exit 1; }
   echo "built in $(( $(date +%s) - start )) s"
+  check_cpu_code "localhost/$tag"
   check_image "localhost/$tag" "${tag##*:}"
 done
 
