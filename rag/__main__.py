@@ -14,6 +14,7 @@ from pathlib import Path
 from .config import Settings
 from .errors import RagError
 from .events import Done, Error, Hits, Notice, Status, Token
+from .uploads import printable
 
 MiB = 1024 * 1024
 
@@ -29,21 +30,23 @@ def cmd_ingest(args) -> int:
 
     def progress(done: int, total: int, name: str) -> None:
         if name:
-            print(f"[{done + 1}/{total}] {name}", file=sys.stderr)
+            print(f"[{done + 1}/{total}] {printable(name)}", file=sys.stderr)
 
     report = engine.ingest(args.paths, progress)
     for r in report.results:
         if r.status == "error":
-            print(f"error: {r.message}", file=sys.stderr)
+            print(f"error: {printable(r.message)}", file=sys.stderr)
+        elif r.status == "skipped":
+            print(f"skipped   {printable(r.message)}")
         else:
-            print(f"{r.status:9} {r.chunks:5} chunks  {r.path}")
+            print(f"{r.status:9} {r.chunks:5} chunks  {printable(r.path)}")
     print(f"index {report.version}: {report.chunks_added} chunks added, {len(report.errors)} file(s) failed")
     return 1 if report.errors and len(report.errors) == len(report.results) else 0
 
 
 def _source_line(p) -> str:
     page = f", page {p.page}" if p.page else ""
-    return f"[{p.n}] {p.source}{page} ({p.found_by or f'score {p.score:.3f}'})"
+    return f"[{p.n}] {printable(p.source)}{page} ({p.found_by or f'score {p.score:.3f}'})"
 
 
 def cmd_ask(args, engine=None) -> int:
@@ -172,7 +175,7 @@ def cmd_docs(args) -> int:
 
     store = IndexStore(Settings.from_env().index_dir)
     for doc in store.documents():
-        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {doc['source']}")
+        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {printable(doc['source'])}")
     return 0
 
 
@@ -200,7 +203,7 @@ def cmd_demo(args) -> int:
     from .config import PROJECT_ROOT
 
     engine = _engine()
-    report = engine.ingest([PROJECT_ROOT / "docs"])
+    report = engine.ingest([PROJECT_ROOT / "docs" / "user-guide.md"])
     print(f"indexed the bundled guide (index {report.version}); model: {engine.settings.model_path or 'none'}")
     question = "How do I add documents?"
     print(f"\n> {question}\n")

@@ -25,6 +25,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 SEMANTIC_THRESHOLD = 0.95
 SEMANTIC_MAX = 2000  # newest entries kept per scope
+MAX_ANSWER_CHARS = 100_000  # a longer "answer" (a runaway server, a 10 MB token) is served but not kept
 SEMANTIC_SCOPES = 8  # scopes whose vectors are held in memory
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|'([^']+)'")
@@ -250,6 +251,9 @@ class AnswerCache:
               backend: str = "") -> None:
         import numpy as np
 
+        if len(answer) > MAX_ANSWER_CHARS or len(json.dumps(hits)) > 4 * MAX_ANSWER_CHARS:
+            log.warning("answer of %d characters not cached (limit %d)", len(answer), MAX_ANSWER_CHARS)
+            return
         key = self._key(scope, question)
         slot = None
         if self.semantic and vector is not None:

@@ -264,13 +264,13 @@ class Engine:
         if path.parent.resolve() == self.uploads_dir.resolve():
             path.unlink(missing_ok=True)
 
-    def ingest_sample_if_new(self, folder: Path) -> IngestReport | None:
+    def ingest_sample_if_new(self, sample: Path) -> IngestReport | None:
         """Index the bundled guide the first time this index is used, so a new user can ask at once."""
         store = self.index.get()
         marker = self.settings.index_dir / ".sample-offered"
         if marker.exists() or store.count() > 0:
             return None
-        report = self.ingest([folder])
+        report = self.ingest([sample])
         marker.write_text("the bundled sample was indexed once; it is not added again\n")
         return report
 
@@ -301,7 +301,8 @@ class Engine:
                       "architecture": self.meta.architecture if self.meta else None,
                       "quantization": self.meta.quantization if self.meta else None,
                       "n_ctx": model.n_ctx if model else None,
-                      "queue": model.lock.waiting if model else 0},
+                      "queue": model.lock.waiting if model else 0,
+                      "template_problem": model.template_fallback if model else None},
             "plan": self.plan.summary() if self.plan else None,
             "llama_build": llama_build.describe() if self.backends.has_local else None,
             "backends": self.backends.status(),

@@ -125,6 +125,11 @@ def _sniff(path: Path, head: bytes) -> None:
 def read_meta(path: Path | str) -> GGUFMeta:
     """Parse the GGUF at `path`; raise ModelError with a specific reason if it is not a usable model."""
     path = Path(path)
+    if path.is_dir():
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))[:3]
+        raise ModelError(f"MODEL_PATH {path} is a directory, not a model file: set MODEL_PATH to the .gguf file "
+                         + (f"(e.g. {path / ggufs[0]}; it holds {', '.join(ggufs)})" if ggufs else "itself")
+                         + ", or set MODELS_DIR to the folder to use the first .gguf in it")
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: place a .gguf in models/ or set MODEL_PATH")
     size = path.stat().st_size

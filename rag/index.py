@@ -89,6 +89,14 @@ def file_checksum(path: Path) -> str:
     return f"crc32:{crc:08x}:{path.stat().st_size}"
 
 
+def _is_write_failure(exc: BaseException) -> bool:
+    """A full disk, a read-only mount, a quota: OSError, or how FAISS and SQLite report them."""
+    text = str(exc).lower()
+    return (isinstance(exc, OSError)
+            or (isinstance(exc, RuntimeError) and "write" in text)  # faiss: "... write error"
+            or (isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk i/o" in text)))
+
+
 def committed_version(root: Path) -> str | None:
     """The committed version's name from INDEX_DIR/CURRENT (one small read, no FAISS), or None."""
     try:
@@ -132,7 +140,9 @@ class IndexStore:
         self._write_lock = threading.Lock()
         self._current: _Version | None = None
         self.root.mkdir(parents=True, exist_ok=True)
-        self._clean_leftovers()
+        with self._locked(wait=False) as holding:
+            if holding:  # no commit is in progress anywhere: what is left over was abandoned
+                self._clean_leftovers()
         self._current = self._open_current()
 
     # ---- reading -------------------------------------------------------------------------
@@ -207,7 +217,8 @@ class IndexStore:
         return committed_version(self.root)
 
     def _clean_leftovers(self) -> None:
-        """Remove temporary and never-committed version directories left by a crash."""
+        """Remove temporary and never-committed version directories left by a crash. Only while holding
+        the write lock: another process's commit in progress looks exactly like a crash's leftovers."""
         current = self._pointer()
         for entry in self.root.iterdir():
             stray = entry.name.startswith(".tmp-") or entry.name == "CURRENT.tmp"
@@ -250,19 +261,31 @@ class IndexStore:
 
     # ---- writing -------------------------------------------------------------------------
     @contextmanager
-    def _locked(self):
-        """One writer at a time, across threads and processes."""
-        with self._write_lock, open(self.root / ".lock", "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
+    def _locked(self, wait: bool = True):
+        """One writer at a time, across threads and processes. With wait=False, yields whether the lock
+        was free (and is now held) instead of waiting for it."""
+        if not self._write_lock.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            with open(self.root / ".lock", "a") as lock_file:
+                try:
+                    fcntl.flock(lock_file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(lock_file, fcntl.LOCK_UN)
+        finally:
+            self._write_lock.release()
 
     def commit(self, add: list[NewDocument] = (), delete: list[str] = (), embedder_id: str = "",
                dim: int = 0, reset: bool = False) -> str:
         """Write a new version with `add` added and documents `delete` removed; return its name."""
         with self._locked():
+            self._clean_leftovers()  # the lock is ours: a crashed commit's folders are abandoned
             if self._pointer() != (self._current.name if self._current else None):
                 self._swap(self._open_current())  # another process committed meanwhile
             base = None if reset else self._current
@@ -286,9 +309,10 @@ class IndexStore:
                 if self._pointer() != name:
                     shutil.rmtree(self.root / name, ignore_errors=True)
                 (self.root / "CURRENT.tmp").unlink(missing_ok=True)
-                if isinstance(exc, OSError):  # a full disk, a read-only mount, a quota
+                if _is_write_failure(exc):
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
                     raise IndexWriteError(
-                        f"could not write the index in {self.root} ({exc.strerror or exc}); nothing was changed "
+                        f"could not write the index in {self.root} ({reason[:200]}); nothing was changed "
                         f"(version {self.version} is intact): free disk space or fix the folder's permissions, "
                         "then add the files again") from exc
                 raise

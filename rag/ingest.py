@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .chunking import chunk_sections
 from .errors import IngestError
 from .index import IndexStore, NewDocument
 from .parse_worker import ParseWorker
+from .uploads import display_name
 
 log = logging.getLogger(__name__)
 COMMIT_CHUNKS = 2000
@@ -29,7 +31,7 @@ Progress = Callable[[int, int, str], None]
 @dataclass
 class FileResult:
     path: str
-    status: str  # added | replaced | unchanged | error
+    status: str  # added | replaced | unchanged | error | skipped
     chunks: int = 0
     message: str = ""
 
@@ -48,16 +50,28 @@ class IngestReport:
         return sum(r.chunks for r in self.results if r.status in ("added", "replaced"))
 
 
-def expand(paths: Iterable[Path | str]) -> list[Path]:
-    """Files to ingest: given files as they are, folders searched recursively for supported types."""
+def expand(paths: Iterable[Path | str]) -> tuple[list[Path], list[FileResult]]:
+    """Files to ingest: given files as they are, folders searched recursively for supported types.
+    Links to folders inside a folder are not followed (one can loop back to its parent); each is
+    reported as skipped. Returns (files, skipped)."""
     out: list[Path] = []
+    skipped: list[FileResult] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in loaders.SUPPORTED)
-        else:
+        if not path.is_dir():
             out.append(path)
-    return out
+            continue
+        found = []
+        for folder, dirs, names in os.walk(path, followlinks=False):
+            for name in sorted(dirs):
+                if (Path(folder) / name).is_symlink():
+                    skipped.append(FileResult(str(Path(folder) / name), "skipped", message=(
+                        f"{display_name(name)}: a link to a folder, not followed (it could loop); add its target "
+                        "folder itself to index it")))
+            found += [Path(folder) / n for n in names if Path(n).suffix.lower() in loaders.SUPPORTED
+                      and (Path(folder) / n).is_file()]
+        out += sorted(found)
+    return out, skipped
 
 
 def file_digest(path: Path) -> str:
@@ -74,8 +88,8 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
     """Ingest `paths` into `store`; `names` maps a path to the name shown in citations.
 
     reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
-    files = expand(paths)
-    report, pending, deletes, seen = IngestReport(), [], [], set()
+    files, skipped = expand(paths)
+    report, pending, deletes, seen = IngestReport(results=skipped), [], [], set()
     with ParseWorker() as parser:
         for done, path in enumerate(files):
             if progress:
@@ -100,9 +114,10 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
 def _one(path: Path, parser: ParseWorker, embedder, store: IndexStore | None, size: int, overlap: int,
          seen: set, names: dict):
     """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
+    label = names.get(str(path)) or display_name(path.name)  # the user's upload name, or a safe file name
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
-            raise IngestError(f"{path.name}: not a regular file; copy the document into a folder and add that")
+            raise IngestError(f"{label}: not a regular file; copy the document into a folder and add that")
         digest = file_digest(path)
         if digest in seen or (store is not None and store.has_document(digest)):
             return FileResult(str(path), "unchanged", message="already indexed"), None, []
@@ -112,13 +127,13 @@ def _one(path: Path, parser: ParseWorker, embedder, store: IndexStore | None, si
         vectors = embedder.embed_batch([c.text for c in chunks])
         failpoints.hit("ingest.embedded")
     except IngestError as exc:
-        message = str(exc).replace(path.name, names.get(str(path), path.name))  # uploads: the user's name
+        message = str(exc).replace(path.name, label)
         log.warning("%s", message)
         return FileResult(str(path), "error", message=message), None, []
     except OSError as exc:
-        return FileResult(str(path), "error", message=f"{path.name}: cannot be read ({exc.strerror or exc})"), None, []
+        return FileResult(str(path), "error", message=f"{label}: cannot be read ({exc.strerror or exc})"), None, []
     seen.add(digest)
-    key = str(path.resolve())
+    key = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")  # storable whatever its bytes
     replaced = store.doc_ids_for_path(key) if store is not None else []
-    doc = NewDocument(digest, names.get(str(path), path.name), key, chunks, vectors)
+    doc = NewDocument(digest, label, key, chunks, vectors)
     return FileResult(str(path), "replaced" if replaced else "added", len(chunks)), doc, replaced

@@ -12,6 +12,7 @@ KV between questions.
 from __future__ import annotations
 
 import codecs
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +24,23 @@ from . import llama_build
 from .errors import ModelError
 from .memory import Plan
 
+log = logging.getLogger(__name__)
+# the load-time test render: a multi-turn chat, as templates that fail only past one message show
+TEST_CHAT = [{"role": "system", "content": "Answer from the passages."}, {"role": "user", "content": "ping"},
+             {"role": "assistant", "content": "pong"}, {"role": "user", "content": "and again?"}]
 FALLBACK_TEMPLATE = (  # ChatML, used when a GGUF carries no template
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+
+
+def _template_problem(exc: Exception) -> str:
+    from jinja2.exceptions import SecurityError
+
+    what = ("tried an unsafe operation, which the sandbox refused (nothing ran)" if isinstance(exc, SecurityError)
+            else "cannot be rendered")
+    return (f"the model's chat template {what} ({type(exc).__name__}: {str(exc)[:160]}); answering with the "
+            "ChatML template instead: answers may be worse, use a GGUF from a trusted source or another model")
 
 
 class TicketLock:
@@ -103,10 +117,14 @@ class GenerationStats:
 class LocalLLM:
     def __init__(self, path: Path, plan: Plan, chat_template: str | None):
         llama_build.load_backends()
+        from jinja2.exceptions import TemplateError
         from llama_cpp import Llama
 
         try:
             self.llama = Llama(model_path=str(path), verbose=False, **plan.llama_kwargs())
+        except TemplateError as exc:  # llama-cpp-python compiles every template the GGUF carries
+            raise ModelError(f"{path.name}: its chat template does not compile ({type(exc).__name__}: {exc}), and "
+                             "llama-cpp-python will not load such a file: use another GGUF of this model") from exc
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load {path} ({exc}): the file may be corrupt or need a "
                              "newer llama-cpp-python; check it with `python -m rag plan`") from exc
@@ -114,25 +132,47 @@ class LocalLLM:
         self.n_ctx = self.llama.n_ctx()
         self.lock = TicketLock()
         self._last_sequence: tuple[str, list[int]] = ("", [])  # (rendered text, its token ids) in the KV cache
+        self.template_fallback = ""  # why the GGUF's own chat template is not used ("" = it is)
         self._formatter = self._make_formatter(chat_template or FALLBACK_TEMPLATE)
 
     def _make_formatter(self, template: str):
+        """The GGUF's template, test-rendered with a multi-turn chat. One the sandbox stops (it reached for
+        Python internals) or that cannot be rendered (a missing include, a bad filter) is replaced by
+        ChatML, with the reason kept in `template_fallback` (status, panel) and logged."""
         from jinja2.exceptions import SecurityError, TemplateError
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         def text(token: int) -> str:
             return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore") if token >= 0 else ""
 
-        try:
-            formatter = Jinja2ChatFormatter(template, eos_token=text(self.llama.token_eos()),
+        def build(source: str):
+            formatter = Jinja2ChatFormatter(source, eos_token=text(self.llama.token_eos()),
                                             bos_token=text(self.llama.token_bos()))
-            formatter(messages=[{"role": "user", "content": "ping"}])  # fail now, not mid-chat
-        except SecurityError as exc:
-            raise ModelError(f"{self.path}'s chat template tried an unsafe operation ({exc}) and was refused: "
-                             "use a model file from a trusted source") from exc
-        except (TemplateError, TypeError, ValueError) as exc:
-            raise ModelError(f"{self.path}'s chat template cannot be rendered ({exc}): use another GGUF") from exc
-        return formatter
+            formatter(messages=TEST_CHAT)  # fail now, not mid-chat
+            return formatter
+
+        try:
+            return build(template)
+        except (SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError) as exc:
+            self.template_fallback = _template_problem(exc)
+            log.warning("%s: %s", self.path.name, self.template_fallback)
+            return build(FALLBACK_TEMPLATE)
+
+    def _render(self, messages: list[dict]):
+        """The chat rendered with the model's template; a template that fails on this chat (the sandbox
+        refused something, an error only some conversations reach) is replaced by ChatML from now on."""
+        from jinja2.exceptions import SecurityError, TemplateError
+
+        try:
+            return self._formatter(messages=messages)
+        except (SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError) as exc:
+            if self.template_fallback:
+                raise ModelError(f"the chat could not be rendered ({exc}); clear the chat and ask again") from exc
+            self.template_fallback = _template_problem(exc)
+            log.warning("%s: %s", self.path.name, self.template_fallback)
+            self._formatter = self._make_formatter(FALLBACK_TEMPLATE)
+            self._last_sequence = ("", [])
+            return self._formatter(messages=messages)
 
     def tokenize_chat(self, messages: list[dict]) -> tuple[list[int], list[str], str]:
         """Token ids of the rendered chat (with the generation prompt), its stop strings, and its text.
@@ -140,7 +180,7 @@ class LocalLLM:
         If the rendered text starts with the last evaluated sequence (its prompt + the answer as
         generated), those exact token ids are reused and only the rest is tokenized: re-tokenizing
         an answer need not give the ids the model generated, which would break the KV prefix match."""
-        rendered = self._formatter(messages=messages)
+        rendered = self._render(messages)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop] if rendered.stop else []
         text = rendered.prompt
         last_text, last_tokens = self._last_sequence

@@ -25,8 +25,34 @@ class Section:
     text: str
 
 
+# what a file that is not text starts with (a renamed image, archive or program)
+MAGIC = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+         b"%PDF-": "a PDF", b"PK\x03\x04": "a ZIP archive (or a Word/Excel file)", b"\x7fELF": "a program",
+         b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7-Zip archive",
+         b"Rar!\x1a\x07": "a RAR archive", b"\xd0\xcf\x11\xe0": "an old Office file (.doc/.xls/.hwp)",
+         b"GGUF\x03\x00\x00\x00": "a GGUF model", b"GGUF\x02\x00\x00\x00": "a GGUF model",
+         b"SQLite format 3\x00": "a SQLite database", b"OggS\x00": "a media file", b"\x00\x00\x00": "a binary file"}
+
+
+def sniff(data: bytes) -> str | None:
+    """What `data` is when it is clearly not text: a known file signature, or binary-looking NUL bytes
+    (a run of 8, or over 10% of the first 8 kB, outside UTF-16; a stray NUL in text is dropped later);
+    None for text."""
+    for magic, what in MAGIC.items():
+        if data.startswith(magic):
+            return what
+    head = data[:8192]
+    if not head.startswith((b"\xff\xfe", b"\xfe\xff")) and (b"\x00" * 8 in head or head.count(0) > len(head) // 10):
+        return "a binary file"
+    return None
+
+
 def decode_text(data: bytes) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, Korean cp949, then Latin-1 (never fails)."""
+    """UTF-8 (with or without BOM), UTF-16 with BOM, Korean CP949, then Latin-1 (never fails).
+
+    A file that is almost one encoding (a UTF-8 file with a stray Latin-1 byte, a CP949 file with one
+    broken character) is decoded as that one with only the bad bytes replaced, not as Latin-1 as a
+    whole: the encoding with the fewest invalid sequences per non-ASCII byte wins if under 5%."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     for encoding in ("utf-8-sig", "cp949"):
@@ -34,21 +60,44 @@ def decode_text(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
+    non_ascii = sum(1 for b in data if b >= 0x80) or 1
+    best = min((_invalid(data, enc) / non_ascii, enc) for enc in ("utf-8-sig", "cp949"))
+    if best[0] < 0.05:
+        return data.decode(best[1], errors="replace")
     return data.decode("latin-1")
+
+
+def _invalid(data: bytes, encoding: str) -> int:
+    """Number of invalid byte sequences in `data` for `encoding` (each becomes one U+FFFD)."""
+    return data.decode(encoding, errors="replace").count("\ufffd")
 
 
 def _clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if what := sniff(data):
+        raise IngestError(f"{path.name}: the content is {what}, not text (a renamed file?); "
+                          "add the original file or save it as text")
+    return decode_text(data)
+
+
 def load_text(path: Path) -> list[Section]:
-    return [Section(None, _clean(decode_text(path.read_bytes())))]
+    return [Section(None, _clean(_read_text(path)))]
 
 
 def load_pdf(path: Path) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError, PdfReadError
 
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if b"%PDF-" not in head:  # the signature may follow a little junk; anything else is not a PDF
+        what = f"the content is {sniff(head)}" if sniff(head) else "no %PDF- signature at its start"
+        raise IngestError(f"{path.name}: not a readable PDF ({what}; a renamed file?); add the original file or "
+                          "re-export it from its source application")
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -96,7 +145,7 @@ class _TextExtractor(HTMLParser):
 
 def load_html(path: Path) -> list[Section]:
     parser = _TextExtractor()
-    parser.feed(decode_text(path.read_bytes()))
+    parser.feed(_read_text(path))
     parser.close()
     return [Section(None, _clean("".join(parser.parts)))]
 

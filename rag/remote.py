@@ -121,6 +121,9 @@ class RemoteLLM:
             return _Failure("http_4xx", f"HTTP {code}: {detail}" + (f" — {hint}" if hint else ""), counts=False)
         if isinstance(exc, openai.APIError):
             return _Failure("broken", f"bad response ({self._scrub(str(exc))[:200]})", retryable=True)
+        if isinstance(exc, ValueError):  # json.JSONDecodeError: a chunk of the stream is not JSON
+            return _Failure("broken", f"the server sent a chunk that is not valid JSON ({str(exc)[:120]})",
+                            retryable=True)
         raise exc
 
     def _record(self, failure: _Failure) -> None:
@@ -241,6 +244,7 @@ class RemoteLLM:
         stats.first_token_s = time.perf_counter() - began
         self.health.ok(stats.first_token_s * 1000)
         self.breaker.success()
+        watchdog = _Watchdog(response, self.settings.llm_read_timeout_s, deadline)
         try:
             if first:
                 stats.completion_tokens += 1
@@ -253,16 +257,23 @@ class RemoteLLM:
                     finish = "timeout"
                     break
                 if text:
+                    watchdog.progress()
                     stats.completion_tokens += 1
                     yield text
                 if reason:
                     finish = _finish(reason)
                     break
         except Exception as exc:  # noqa: BLE001 - classified; the answer so far stays with the caller
-            raise self._broken(self._classify(exc).args[0]) from None
+            if watchdog.fired != "timeout":
+                raise self._broken(watchdog.why() or self._classify(exc).args[0]) from None
         finally:
+            watchdog.stop()
             response.close()
             stats.generate_s = time.perf_counter() - began
+        if watchdog.fired == "timeout":
+            finish = "timeout"  # GEN_TIMEOUT_S: the answer so far is the answer, as for the local model
+        elif watchdog.fired:
+            raise self._broken(watchdog.why())
         if not finish:
             raise self._broken("the stream ended before the answer finished")
         stats.finish_reason = finish
@@ -307,6 +318,7 @@ class RemoteLLM:
         response = self.client.chat.completions.create(
             model=self._model_name(timeout), messages=messages, max_tokens=max_tokens, temperature=temperature,
             stream=True, timeout=timeout)
+        watchdog = _Watchdog(response, self.settings.llm_read_timeout_s, give_up)
         try:
             for text, reason in _pieces(response):
                 if text or reason:
@@ -314,12 +326,57 @@ class RemoteLLM:
                 if time.monotonic() > give_up:
                     raise _Failure("timeout", f"no first token within LLM_TOTAL_TIMEOUT_S="
                                               f"{self.settings.llm_total_timeout_s:g}")
-        except BaseException:
+        except BaseException as exc:
             response.close()
-            raise
+            if watchdog.fired:  # keep-alive comments only, until a timeout
+                raise _Failure("timeout", watchdog.why(first=True)) from None
+            raise exc
+        finally:
+            watchdog.stop()
         response.close()
+        if watchdog.fired:
+            raise _Failure("timeout", watchdog.why(first=True))
         raise _Failure("broken", "the stream ended before the first token (if the server's log says the prompt "
                                  "exceeds its context, set LLM_CTX to the server's context size)", retryable=True)
+
+
+class _Watchdog:
+    """Closes a stream from a side thread when no text arrived for `read_s` seconds or `deadline` has
+    passed. SSE keep-alive comments reach no loop of ours (the SDK's iterator skips them inside one
+    read) and reset the HTTP read timeout, so without it such a stream never ends."""
+
+    def __init__(self, response, read_s: float, deadline: float | None):
+        self.response, self.read_s, self.deadline = response, read_s, deadline
+        self.fired = ""  # "" | "timeout" (deadline) | "stalled" (no text for read_s)
+        self.last = time.monotonic()
+        self._done = threading.Event()
+        threading.Thread(target=self._run, name="stream-watchdog", daemon=True).start()
+
+    def progress(self) -> None:
+        self.last = time.monotonic()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def why(self, first: bool = False) -> str:
+        if self.fired == "stalled":
+            return f"no {'first ' if first else ''}token for LLM_READ_TIMEOUT_S={self.read_s:g} s (keep-alives only)"
+        if self.fired == "timeout":
+            return ("no first token within LLM_TOTAL_TIMEOUT_S (keep-alives only)" if first
+                    else "the answer ran past GEN_TIMEOUT_S")
+        return ""
+
+    def _run(self) -> None:
+        while not self._done.wait(0.1):
+            now = time.monotonic()
+            if self.deadline is not None and now > self.deadline:
+                self.fired = "timeout"
+            elif now - self.last > self.read_s:
+                self.fired = "stalled"
+            else:
+                continue
+            self.response.close()  # the reading thread's next read fails or ends the stream
+            return
 
 
 def _pieces(response) -> Iterator[tuple[str, str | None]]:

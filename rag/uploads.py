@@ -1,7 +1,10 @@
 """Store uploaded files safely: generated names inside DATA_DIR/uploads, originals kept as metadata.
 
 An uploaded name is never used as a path. `display_name` turns it into a harmless label (no path
-parts, control or bidi-override characters, bounded length) for citations and the document list.
+parts, control or bidi-override characters, bounded length) for citations and the document list;
+`fs_text` makes any name the file system gives valid text (a name in CP949 bytes, as unpacked from a
+Korean Windows zip, is decoded as such), and `printable` escapes control characters wherever a
+name reaches a terminal, so a name cannot forge output lines or send escape sequences.
 """
 
 from __future__ import annotations
@@ -18,9 +21,31 @@ from .loaders import SUPPORTED
 MAX_NAME = 120
 
 
+def fs_text(name: str) -> str:
+    """`name` as valid UTF-8 text: bytes the file system name had that are not UTF-8 (Python keeps them
+    as lone surrogates) are read as CP949 when they are that, else shown as %NN."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in name):
+        return name
+    raw = os.fsencode(name)
+    try:
+        return raw.decode("cp949")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+        return "".join(f"%{ord(ch) - 0xDC00:02X}" if "\udc80" <= ch <= "\udcff" else ch for ch in text)
+
+
+def printable(text: str) -> str:
+    """`text` for a terminal or a log line: control and format characters shown as escapes."""
+    text = fs_text(str(text))
+    if all(unicodedata.category(ch) not in ("Cc", "Cf") for ch in text):
+        return text
+    return "".join(ch.encode("unicode_escape").decode() if unicodedata.category(ch) in ("Cc", "Cf") else ch
+                   for ch in text)
+
+
 def display_name(original: str) -> str:
     """A label for an uploaded file. Example: '../../etc/passwd' -> 'passwd'."""
-    text = "".join(ch for ch in str(original) if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    text = "".join(ch for ch in fs_text(str(original)) if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
     text = text.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".")
     if len(text) > MAX_NAME:  # keep the extension: it decides the loader
         stem, dot, suffix = text.rpartition(".")

@@ -110,13 +110,16 @@ class FullBacklogServer(Loopback):
         self.sock.close()
 
 
+def sse_event(delta: dict, finish: str | None = None) -> str:
+    """One streamed chat-completion chunk in the OpenAI format."""
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
 def sse_answer(words: list[str]) -> bytes:
     """A complete streamed chat completion in the OpenAI format."""
-    def event(delta: dict, finish: str | None) -> str:
-        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-        return f"data: {json.dumps(chunk)}\n\n"
-
+    event = sse_event
     events = [event({"role": "assistant"}, None)] + [event({"content": w}, None) for w in words]
     return ("".join(events) + event({}, "stop") + "data: [DONE]\n\n").encode()
 
@@ -126,10 +129,11 @@ class ScriptedServer(Loopback):
     streamed answer. GET /v1/models lists one model, GET /props is optional; other paths are 404."""
 
     def __init__(self, script: list[tuple[int, dict]], answer: tuple[str, ...] = ("Scripted", " answer", " [1]."),
-                 model_fields: dict | None = None, props: dict | None = None):
+                 model_fields: dict | None = None, props: dict | None = None, stream_body=None):
         """`model_fields`: extra fields of the listed model (vLLM: max_model_len); `props`: the body
-        of GET /props (llama.cpp's server), 404 when None."""
-        self.script, self.answer = list(script), answer
+        of GET /props (llama.cpp's server), 404 when None; `stream_body(write)`: writes the streamed
+        answer itself, piece by piece (misbehaving servers), instead of `answer`."""
+        self.script, self.answer, self.stream_body = list(script), answer, stream_body
         self.model_fields, self.props = model_fields or {}, props
         self.chat_requests = 0
         server = self
@@ -165,6 +169,20 @@ class ScriptedServer(Loopback):
                 if server.script:
                     status, headers = server.script.pop(0)
                     self._send(status, json.dumps({"error": {"message": f"scripted {status}"}}).encode(), headers)
+                elif server.stream_body:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+
+                    def write(text: str) -> None:
+                        self.wfile.write(text.encode())
+                        self.wfile.flush()
+
+                    try:
+                        server.stream_body(write)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up on us: what these tests expect
                 else:
                     self._send(200, sse_answer(list(server.answer)), {}, "text/event-stream")
 

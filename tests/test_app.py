@@ -124,6 +124,7 @@ def test_panel_shows_the_plan_and_a_hit_rate_after_a_repeated_question(tiny_mode
     assert "**n_ctx = 4096**" in panel and "**n_gpu_layers = 0**" in panel and "**n_threads =" in panel
     assert "hit rate 50%" in panel and "1 exact" in panel
     assert "Q4_0" in panel and "KV cache 1.0 MiB" in panel
+    assert "llama.cpp native build · CPU code: native" in captions(at)
 
 
 def test_bad_env_value_is_shown_not_raised(monkeypatch):

@@ -122,9 +122,41 @@ def test_template_injection_in_a_gguf_is_refused(tmp_path):
     evil = ("{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}"
             "{% for m in messages %}{{ m['content'] }}{% endfor %}")
     path = write_model(tmp_path / "evil.gguf", PRESETS["tiny"], chat_template=evil)
-    with pytest.raises(ModelError, match="unsafe operation"):
-        load(path)
+    llm = load(path)
+    assert "tried an unsafe operation, which the sandbox refused" in llm.template_fallback
+    assert "<|im_start|>user" in llm.tokenize_chat(MESSAGES)[2]  # ChatML instead
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("template, words", [
+    # misbehaves only past the first message: the load-time render uses a multi-turn chat
+    ("{% for m in messages %}{% if loop.index > 1 %}{{ m.__class__.__mro__ }}{% endif %}{{ m['content'] }}"
+     "{% endfor %}", "unsafe operation"),
+    ("{% include 'system_prompt.j2' %}{% for m in messages %}{{ m['content'] }}{% endfor %}", "TemplateNotFound"),
+])
+def test_templates_that_fail_fall_back_to_chatml_with_the_reason(tmp_path, template, words):
+    path = write_model(tmp_path / "odd.gguf", PRESETS["tiny"], chat_template=template)
+    llm = load(path)
+    assert words in llm.template_fallback and "ChatML" in llm.template_fallback
+    long_chat = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}] * 3 + MESSAGES
+    assert llm.count_chat(long_chat) > 0
+    assert "".join(llm.stream(long_chat, 4, 0.0, GenerationStats())) is not None
+
+
+def test_a_template_that_does_not_compile_is_a_clear_error(tmp_path):
+    path = write_model(tmp_path / "typo.gguf", PRESETS["tiny"],
+                       chat_template="{% for m in messages %}{{ m['content'] | nosuchfilter }}{% endfor %}")
+    with pytest.raises(ModelError, match="typo.gguf: its chat template does not compile .*nosuchfilter"):
+        load(path)
+
+
+def test_a_template_that_fails_only_at_ask_time_falls_back_then(tmp_path):
+    template = ("{% for m in messages %}{% if m['content'] == 'trigger' %}{{ m.__class__.__mro__ }}{% endif %}"
+                "{{ m['content'] }}{% endfor %}")
+    llm = load(write_model(tmp_path / "late.gguf", PRESETS["tiny"], chat_template=template))
+    assert llm.template_fallback == ""
+    assert llm.count_chat([{"role": "user", "content": "trigger"}]) > 0
+    assert "unsafe operation" in llm.template_fallback
 
 
 def test_missing_template_falls_back_to_chatml(tmp_path):

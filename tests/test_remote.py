@@ -19,7 +19,7 @@ from rag.engine import Engine
 from rag.events import Done, Notice, Status, Token
 from rag.modelgen import Shape, write_model
 
-from .servers import FullBacklogServer, LlamaServer, ScriptedServer, StalledServer, free_port
+from .servers import FullBacklogServer, LlamaServer, ScriptedServer, StalledServer, free_port, sse_event
 
 DOC = ("The Harbor Lantern Festival takes place every October on the north pier. Tickets cost twelve euros. "
        "The festival ends with a parade of paper boats at midnight.")
@@ -78,6 +78,12 @@ def ask(engine: Engine, question: str = QUESTION, on_token=None) -> tuple[list, 
     done = events[-1]
     assert isinstance(done, Done), events[-1]
     return events, done
+
+
+def timed_ask(engine: Engine) -> tuple[list, Done, float]:
+    began = time.monotonic()
+    events, done = ask(engine)
+    return events, done, time.monotonic() - began
 
 
 def backend(engine: Engine, name_part: str) -> dict:
@@ -210,9 +216,7 @@ def test_a_connection_that_never_completes_hits_the_connect_timeout_and_fails_ov
     try:
         engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=unreachable.url, FALLBACKS=f"openai:{server_b.url}",
                              LLM_CONNECT_TIMEOUT_S="0.5")
-        began = time.monotonic()
-        _, done = ask(engine)
-        elapsed = time.monotonic() - began
+        _, done, elapsed = timed_ask(engine)
     finally:
         unreachable.stop()
     assert done.backend == f"openai:{server_b.url}" and 0.5 <= elapsed < 3.0
@@ -410,3 +414,59 @@ def test_the_remote_benchmark_runs_one_round(isolated, monkeypatch):
     result = remote.run(rounds=1, preset="tiny")
     assert result["first_token_ms"]["bare_client"] > 0 and result["first_token_ms"]["ai_chat_backend"] > 0
     assert 900 <= result["failover_extra_ms"]["stalled_read_timeout_1s"] < 2000
+
+
+def _keepalives_after(first: str | None, seconds: float):
+    """A stream body: optionally one token, then only SSE keep-alive comments for `seconds`."""
+    def body(write):
+        if first is not None:
+            write(sse_event({"role": "assistant"}) + sse_event({"content": first}))
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            write(": keep-alive\n\n")
+            time.sleep(0.1)
+    return body
+
+
+def test_keepalives_after_the_first_token_cannot_outlast_gen_timeout(make_engine):
+    server = ScriptedServer([], stream_body=_keepalives_after("Partial", 30))
+    try:
+        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, GEN_TIMEOUT_S="1.5",
+                             LLM_READ_TIMEOUT_S="20")
+        _, done, elapsed = timed_ask(engine)
+    finally:
+        server.stop()
+    assert elapsed < 4.0, elapsed  # not the 30 s of keep-alives, nor the 20 s read timeout they reset
+    assert done.answer.startswith("Partial") and done.finish_reason == "timeout"
+
+
+def test_keepalives_only_do_not_reset_the_read_timeout(make_engine, server_b):
+    server = ScriptedServer([], stream_body=_keepalives_after("Partial", 30))
+    try:
+        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, LLM_READ_TIMEOUT_S="1",
+                             FALLBACKS=f"openai:{server_b.url}")
+        events, done, elapsed = timed_ask(engine)
+    finally:
+        server.stop()
+    notes = " ".join(e.text for e in events if isinstance(e, Notice))
+    assert "failed mid-answer: no token for LLM_READ_TIMEOUT_S=1 s" in notes, notes
+    assert done.backend == f"openai:{server_b.url}" and elapsed < 15
+
+
+@pytest.mark.parametrize("where", ["first chunk", "mid-answer"])
+def test_invalid_json_in_the_stream_is_a_broken_stream(make_engine, server_b, where):
+    def body(write):
+        if where == "mid-answer":
+            write(sse_event({"role": "assistant"}) + sse_event({"content": "Half"}))
+        write("data: {this is not json\n\n")
+
+    server = ScriptedServer([], stream_body=body)
+    try:
+        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, FALLBACKS=f"openai:{server_b.url}",
+                             LLM_RETRIES="0")
+        events, done = ask(engine)
+    finally:
+        server.stop()
+    assert done.backend == f"openai:{server_b.url}" and done.completion_tokens > 0  # the next one answered
+    said = " ".join(getattr(e, "text", "") or getattr(e, "detail", "") for e in events)
+    assert "not valid JSON" in said, events

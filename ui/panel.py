@@ -97,13 +97,16 @@ def _plan(status: dict) -> None:
     st.markdown(f"**Model** {md_escape(model['path'].rsplit('/', 1)[-1])} · {mib(model['file_bytes'])} "
                 f"{model['quantization']}, memory-mapped  \nweights: GPU {mib(plan['weights_gpu'])}, "
                 f"CPU {mib(plan['weights_cpu'])} · KV cache {mib(plan['kv_bytes'])}")
+    if build := status.get("llama_build"):
+        st.caption(f"llama.cpp {build['mode']} build · CPU code: {build['cpu_variant'] or 'not loaded'}"
+                   + (" · CUDA" if build["cuda"] == "on" else ""))
     lines = []
     for name in ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "type_k", "flash_attn"):
         choice = plan["choices"][name]
         value = {1: "f16", 8: "q8_0"}.get(choice["value"], choice["value"]) if name == "type_k" else choice["value"]
         lines.append(f"- **{name} = {value}** — {md_escape(choice['reason'])}")
     st.markdown("\n".join(lines))
-    for warning in plan["warnings"]:
+    for warning in plan["warnings"] + ([model["template_problem"]] if model.get("template_problem") else []):
         st.warning(md_escape(warning))
 
 

@@ -12,7 +12,7 @@ from rag.engine import Engine
 from rag.errors import RagError
 
 log = logging.getLogger(__name__)
-SAMPLE_DOCS = PROJECT_ROOT / "docs"
+SAMPLE_DOCS = PROJECT_ROOT / "docs" / "user-guide.md"  # the bundled guide only, not the other docs
 EMBEDDER_DELAY_S = 2.0
 
 
