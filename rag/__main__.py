@@ -217,8 +217,7 @@ def cmd_config(args) -> int:
     if not args.check:
         print(settings_table())
         return 0
-    settings = Settings.from_env()
-    for name, value in vars(settings).items():
+    for name, value in Settings.from_env().shown().items():  # secrets masked
         print(f"{name:16} {value}")
     return 0
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .endpoints import Endpoint, chain, parse_chain, parse_urls
+from .endpoints import Endpoint, chain, parse_chain, parse_urls, redact
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +187,19 @@ class Settings:
     fallbacks: tuple = _env("FALLBACKS", parse_chain, (), "none",
                             "Backends tried after LLM_BACKEND's, in order, when one fails before its first "
                             "token: `openai:URL[#model]` or `local`, comma-separated.", secret=True)
+
+    def shown(self) -> dict[str, str]:
+        """Every field as text for printing: secrets (the API key; passwords inside URLs) masked."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.repr:
+                out[f.name] = str(value)
+            elif isinstance(value, str):
+                out[f.name] = "*** (set)" if value else "unset"
+            else:  # URLs and chain entries: shown with any credentials masked
+                out[f.name] = ", ".join(v.name if isinstance(v, Endpoint) else redact(str(v)) for v in value) or "unset"
+        return out
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

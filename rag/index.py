@@ -122,11 +122,34 @@ class _Version:
             self.faiss = faiss.read_index(str(path / "index.faiss"))
         self.db = sqlite3.connect(f"file:{path / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         self.lock = threading.Lock()
+        self.readers, self.retired = 0, False  # searches in flight; replaced by a newer version
         self.has_fts = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'"))
 
     def query(self, sql: str, args=()) -> list:
         with self.lock:
             return self.db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def reading(self):
+        """Hold this version open for a search; a retired version closes when its last reader is done."""
+        with self.lock:
+            self.readers += 1
+        try:
+            yield self
+        finally:
+            with self.lock:
+                self.readers -= 1
+                last = self.retired and self.readers == 0
+            if last:
+                self.close()
+
+    def retire(self) -> None:
+        """No new reader will get this version; close it now or when the searches in flight end."""
+        with self.lock:
+            self.retired = True
+            idle = self.readers == 0
+        if idle:
+            self.close()
 
     def close(self) -> None:
         with self.lock:
@@ -138,6 +161,7 @@ class IndexStore:
         self.root = Path(root)
         self.chunk_params = chunk_params or {}
         self._write_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # taking the current version for a read vs swapping it
         self._current: _Version | None = None
         self.root.mkdir(parents=True, exist_ok=True)
         with self._locked(wait=False) as holding:
@@ -166,23 +190,38 @@ class IndexStore:
                 f"but EMBED_MODEL is {embedder_id} (dimension {dim}): re-index with `python -m rag reindex`, "
                 "or set INDEX_DIR to a new folder")
 
+    @contextmanager
+    def _reading(self):
+        """The current version, held open for one read (None before the first commit)."""
+        with self._swap_lock:
+            version = self._current
+            if version is None:
+                yield None
+                return
+            held = version.reading()
+            held.__enter__()
+        try:
+            yield version
+        finally:
+            held.__exit__(None, None, None)
+
     def search(self, vector, k: int) -> list[Hit]:
         """Top-k chunks by inner product (cosine on normalised vectors)."""
-        version = self._current
-        if version is None or version.faiss.ntotal == 0:
-            return []
-        scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
-        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        return self._hits(version, found)
+        with self._reading() as version:
+            if version is None or version.faiss.ntotal == 0:
+                return []
+            scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
+            found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            return self._hits(version, found)
 
     def lexical_search(self, match: str, k: int) -> list[Hit]:
         """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is better)."""
-        version = self._current
-        if version is None or not match or not version.has_fts:
-            return []
-        rows = version.query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                             "ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
-        return self._hits(version, [(int(i), float(s)) for i, s in rows])
+        with self._reading() as version:
+            if version is None or not match or not version.has_fts:
+                return []
+            rows = version.query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                                 "ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+            return self._hits(version, [(int(i), float(s)) for i, s in rows])
 
     def _hits(self, version: _Version, found: list[tuple[int, float]]) -> list[Hit]:
         if not found:
@@ -198,19 +237,19 @@ class IndexStore:
                            "re-index with `python -m rag reindex`")
         return [Hit(i, s, by_id[i][1], by_id[i][2], by_id[i][3], by_id[i][4]) for i, s in found]
 
+    def _rows(self, sql: str, args=()) -> list:
+        with self._reading() as version:
+            return version.query(sql, args) if version else []
+
     def documents(self) -> list[dict]:
-        if not self._current:
-            return []
-        rows = self._current.query("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
+        rows = self._rows("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
         return [dict(zip(("doc_id", "source", "path", "chunks", "added"), r)) for r in rows]
 
     def has_document(self, doc_id: str) -> bool:
-        return bool(self._current and self._current.query("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)))
+        return bool(self._rows("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)))
 
     def doc_ids_for_path(self, path: str) -> list[str]:
-        if not self._current:
-            return []
-        return [r[0] for r in self._current.query("SELECT doc_id FROM documents WHERE path=?", (path,))]
+        return [r[0] for r in self._rows("SELECT doc_id FROM documents WHERE path=?", (path,))]
 
     # ---- opening -------------------------------------------------------------------------
     def _pointer(self) -> str | None:
@@ -324,9 +363,10 @@ class IndexStore:
             return name
 
     def _swap(self, version: _Version | None) -> None:
-        old, self._current = self._current, version
+        with self._swap_lock:
+            old, self._current = self._current, version
         if old is not None and old is not version:
-            threading.Timer(5.0, old.close).start()  # let searches in flight finish
+            old.retire()  # closed when the searches still using it are done, not by the clock
 
     def _drop_old(self, keep: set[str]) -> None:
         for entry in self.root.glob("v[0-9]*"):

@@ -130,3 +130,15 @@ def test_cache_commands(tmp_path, tiny_model, corpus):
     assert stats["entries"] == 2
     assert run_cli("cache", "clear", env=env).returncode == 0
     assert json.loads(run_cli("cache", "stats", env=env).stdout)["entries"] == 0
+
+
+def test_config_check_and_status_never_print_secrets():
+    env = {"LLM_API_KEY": "sk-secret-123", "LLM_BASE_URL": "http://u:pw-secret@127.0.0.1:9/v1",
+           "FALLBACKS": "openai:http://a:pw-other@127.0.0.1:9/v1#m,local", "LLM_CONNECT_TIMEOUT_S": "0.2",
+           "LLM_TOTAL_TIMEOUT_S": "0.5", "LLM_BACKEND": "openai"}
+    checked = run_cli("config", "--check", env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert "llm_api_key      *** (set)" in checked.stdout and "http://***@127.0.0.1:9/v1" in checked.stdout
+    status = run_cli("status", "--json", "--timeout", "1", env=env)
+    for out in (checked.stdout + checked.stderr, status.stdout + status.stderr):
+        assert "sk-secret-123" not in out and "pw-secret" not in out and "pw-other" not in out

@@ -1,5 +1,7 @@
 import json
 import re
+import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -83,3 +85,39 @@ def test_inconsistent_version_is_detected(root):
 def test_no_pickle_anywhere():
     sources = "\n".join(p.read_text() for p in (PROJECT_ROOT / "rag").glob("*.py"))
     assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib|dill)\b", sources, re.M)
+
+
+def test_a_search_in_flight_keeps_its_version_open_across_a_swap(root):
+    store = IndexStore(root)
+    store.commit([doc("a", ["alpha"], 1)], embedder_id="e", dim=DIM)
+    with store._reading() as old:  # what search() holds while it runs
+        store.commit([doc("b", ["beta"], 2)])
+        assert store.version == "v000002"
+        assert old.query("SELECT count(*) FROM chunks") == [(1,)]  # still readable, however long it takes
+        time.sleep(0.2)
+        assert old.query("SELECT count(*) FROM chunks") == [(1,)]
+    with pytest.raises(sqlite3.ProgrammingError):  # closed once its last reader was done
+        old.query("SELECT 1")
+    assert [h.doc_id for h in store.search(doc("b", ["beta"], 2).vectors[0], 1)] == ["b"]
+
+
+def test_a_version_nobody_reads_is_closed_at_the_swap(root):
+    store = IndexStore(root)
+    store.commit([doc("a", ["alpha"], 1)], embedder_id="e", dim=DIM)
+    first = store._current
+    store.commit([doc("b", ["beta"], 2)])
+    with pytest.raises(sqlite3.ProgrammingError):
+        first.query("SELECT 1")
+
+
+def test_the_cli_exits_at_once_after_a_commit(tmp_path, corpus):
+    from .conftest import run_cli
+
+    env = {"INDEX_DIR": str(tmp_path / "index")}
+    assert run_cli("ingest", str(corpus[0]), env=env).returncode == 0
+    doc_id = run_cli("docs", env=env).stdout.split()[0]
+    began = time.monotonic()
+    deleted = run_cli("delete", doc_id, env=env)
+    took = time.monotonic() - began
+    assert deleted.returncode == 0, deleted.stderr
+    assert took < 4.0, took  # an old version used to be closed by a 5 s timer the process waited for
