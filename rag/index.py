@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,10 +195,7 @@ class IndexStore:
         """The current version, held open for one read (None before the first commit)."""
         with self._swap_lock:
             version = self._current
-            if version is None:
-                yield None
-                return
-            held = version.reading()
+            held = version.reading() if version is not None else nullcontext()
             held.__enter__()
         try:
             yield version

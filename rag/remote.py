@@ -326,11 +326,11 @@ class RemoteLLM:
                 if time.monotonic() > give_up:
                     raise _Failure("timeout", f"no first token within LLM_TOTAL_TIMEOUT_S="
                                               f"{self.settings.llm_total_timeout_s:g}")
-        except BaseException as exc:
+        except BaseException:
             response.close()
             if watchdog.fired:  # keep-alive comments only, until a timeout
                 raise _Failure("timeout", watchdog.why(first=True)) from None
-            raise exc
+            raise
         finally:
             watchdog.stop()
         response.close()
@@ -360,9 +360,10 @@ class _Watchdog:
 
     def why(self, first: bool = False) -> str:
         if self.fired == "stalled":
-            return f"no {'first ' if first else ''}token for LLM_READ_TIMEOUT_S={self.read_s:g} s (keep-alives only)"
+            return (f"no {'first ' if first else ''}token for LLM_READ_TIMEOUT_S={self.read_s:g} s "
+                    "(silence or keep-alive comments only)")
         if self.fired == "timeout":
-            return ("no first token within LLM_TOTAL_TIMEOUT_S (keep-alives only)" if first
+            return ("no first token within LLM_TOTAL_TIMEOUT_S (silence or keep-alive comments only)" if first
                     else "the answer ran past GEN_TIMEOUT_S")
         return ""
 
