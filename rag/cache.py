@@ -251,7 +251,7 @@ class AnswerCache:
               backend: str = "") -> None:
         import numpy as np
 
-        if len(answer) > MAX_ANSWER_CHARS or len(json.dumps(hits)) > 4 * MAX_ANSWER_CHARS:
+        if len(answer) > MAX_ANSWER_CHARS:
             log.warning("answer of %d characters not cached (limit %d)", len(answer), MAX_ANSWER_CHARS)
             return
         key = self._key(scope, question)

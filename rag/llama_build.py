@@ -12,10 +12,12 @@ portable build's backend libraries, and names the CPU variant in use.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 RECORD = "ai_chat_build.json"
@@ -27,13 +29,17 @@ _ISA = re.compile(r"^(sse|ssse|avx|amx|fma|f16c|bmi|popcnt|movbe|abm|aes|pclmul|
 
 def isa_flags(cpuinfo: str | os.PathLike | None = None) -> list[str]:
     """This CPU's instruction-set flags (first processor of /proc/cpuinfo; AI_CHAT_CPUINFO overrides
-    the file, for tests)."""
-    path = Path(cpuinfo or os.environ.get("AI_CHAT_CPUINFO") or "/proc/cpuinfo")
+    the file, for tests). Read once per file and process."""
+    return list(_isa_flags(str(cpuinfo or os.environ.get("AI_CHAT_CPUINFO") or "/proc/cpuinfo")))
+
+
+@functools.lru_cache(maxsize=8)
+def _isa_flags(path: str) -> tuple[str, ...]:
     try:
-        match = re.search(r"^flags\s*:\s*(.*)$", path.read_text(errors="replace"), re.M)
+        match = re.search(r"^flags\s*:\s*(.*)$", Path(path).read_text(errors="replace"), re.M)
     except OSError:
-        return []
-    return sorted({f for f in match.group(1).split() if _ISA.match(f)}) if match else []
+        return ()
+    return tuple(sorted({f for f in match.group(1).split() if _ISA.match(f)})) if match else ()
 
 
 def package_dir() -> Path | None:
@@ -43,6 +49,11 @@ def package_dir() -> Path | None:
 
 def build_info() -> dict:
     """The installed build's record; {} for a llama-cpp-python not built by scripts/build_llama.py."""
+    return dict(_build_info())
+
+
+@functools.lru_cache(maxsize=1)
+def _build_info() -> dict:  # the installed package does not change under a running process
     pkg = package_dir()
     try:
         return json.loads((pkg / RECORD).read_text()) if pkg else {}
@@ -56,7 +67,7 @@ def cpu_mismatch(info: dict | None = None, flags: list[str] | None = None) -> st
     if info.get("mode") != "native" or not info.get("cpu_flags"):
         return None
     have = set(isa_flags() if flags is None else flags)
-    missing = sorted({f for f in info["cpu_flags"] if _ISA.match(f)} - have)
+    missing = sorted(set(info["cpu_flags"]) - have)  # recorded by build_llama.py through isa_flags()
     if not missing:
         return None
     return (f"llama-cpp-python was compiled for another CPU: this one lacks {', '.join(missing[:6])}"
@@ -89,7 +100,7 @@ def cpu_variant() -> str | None:
     """The CPU backend library this process runs ('icelake', 'haswell', ... for a portable build;
     'native' for one compiled for this CPU), None before llama.cpp is loaded."""
     global _variant
-    if _variant is None:
+    if _variant is None and "llama_cpp" in sys.modules:  # nothing of llama.cpp is mapped before
         try:
             maps = Path("/proc/self/maps").read_text()
         except OSError:

@@ -34,6 +34,13 @@ FALLBACK_TEMPLATE = (  # ChatML, used when a GGUF carries no template
 )
 
 
+def _template_errors() -> tuple:
+    """What rendering a GGUF's chat template can raise (jinja2 is imported only with the model)."""
+    from jinja2.exceptions import SecurityError, TemplateError
+
+    return SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError
+
+
 def _template_problem(exc: Exception) -> str:
     from jinja2.exceptions import SecurityError
 
@@ -139,7 +146,6 @@ class LocalLLM:
         """The GGUF's template, test-rendered with a multi-turn chat. One the sandbox stops (it reached for
         Python internals) or that cannot be rendered (a missing include, a bad filter) is replaced by
         ChatML, with the reason kept in `template_fallback` (status, panel) and logged."""
-        from jinja2.exceptions import SecurityError, TemplateError
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         def text(token: int) -> str:
@@ -153,7 +159,7 @@ class LocalLLM:
 
         try:
             return build(template)
-        except (SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError) as exc:
+        except _template_errors() as exc:
             self.template_fallback = _template_problem(exc)
             log.warning("%s: %s", self.path.name, self.template_fallback)
             return build(FALLBACK_TEMPLATE)
@@ -161,11 +167,9 @@ class LocalLLM:
     def _render(self, messages: list[dict]):
         """The chat rendered with the model's template; a template that fails on this chat (the sandbox
         refused something, an error only some conversations reach) is replaced by ChatML from now on."""
-        from jinja2.exceptions import SecurityError, TemplateError
-
         try:
             return self._formatter(messages=messages)
-        except (SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError) as exc:
+        except _template_errors() as exc:
             if self.template_fallback:
                 raise ModelError(f"the chat could not be rendered ({exc}); clear the chat and ask again") from exc
             self.template_fallback = _template_problem(exc)

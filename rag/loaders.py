@@ -60,16 +60,12 @@ def decode_text(data: bytes) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    non_ascii = sum(1 for b in data if b >= 0x80) or 1
-    best = min((_invalid(data, enc) / non_ascii, enc) for enc in ("utf-8-sig", "cp949"))
-    if best[0] < 0.05:
-        return data.decode(best[1], errors="replace")
+    non_ascii = len(data.translate(None, bytes(range(128)))) or 1
+    lenient = {enc: data.decode(enc, errors="replace") for enc in ("utf-8-sig", "cp949")}
+    invalid, best = min((text.count("\ufffd"), enc) for enc, text in lenient.items())  # one U+FFFD per bad sequence
+    if invalid / non_ascii < 0.05:
+        return lenient[best]
     return data.decode("latin-1")
-
-
-def _invalid(data: bytes, encoding: str) -> int:
-    """Number of invalid byte sequences in `data` for `encoding` (each becomes one U+FFFD)."""
-    return data.decode(encoding, errors="replace").count("\ufffd")
 
 
 def _clean(text: str) -> str:
@@ -95,7 +91,7 @@ def load_pdf(path: Path) -> list[Section]:
     with open(path, "rb") as fh:
         head = fh.read(1024)
     if b"%PDF-" not in head:  # the signature may follow a little junk; anything else is not a PDF
-        what = f"the content is {sniff(head)}" if sniff(head) else "no %PDF- signature at its start"
+        what = f"the content is {found}" if (found := sniff(head)) else "no %PDF- signature at its start"
         raise IngestError(f"{path.name}: not a readable PDF ({what}; a renamed file?); add the original file or "
                           "re-export it from its source application")
     try:
