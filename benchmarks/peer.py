@@ -38,10 +38,10 @@ def langchain(corpus: Path, question: str) -> dict:
     from langchain_huggingface import HuggingFaceEmbeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag import memory
     from rag.config import Settings
     from rag.embeddings import find_model_dir
-    from rag.gguf_meta import read_meta
+    from rag.llm import planner as memory
+    from rag.llm.gguf import read_meta
 
     settings = Settings.from_env()
     plan = memory.plan(read_meta(settings.model_path), settings, memory.probe())

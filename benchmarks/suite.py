@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag import memory, retrieve
+from rag import retrieve
 from rag.config import PROJECT_ROOT, Settings
 from rag.events import Done
-from rag.gguf_meta import read_meta
+from rag.llm import planner as memory
+from rag.llm.gguf import read_meta
 from rag.modelgen import PRESETS, write_model
 
 from .corpus import QUESTION, write_corpus
@@ -100,7 +101,7 @@ def bench_load(b: Bench, model: Path) -> dict:
     # the first load of a new file also loads and runs it once in a child process (rag/model_probe.py: a
     # short prompt and a few decoded tokens), so that a file or CPU kernel llama.cpp crashes on cannot
     # take the app down; later loads skip it. Timed apart, once:
-    from rag.model_probe import probe
+    from rag.llm.probe import probe
 
     began = time.perf_counter()
     probe(model, Engine(settings, start=False).model_fingerprint(), b.work / f"probe-{model.stem}", kwargs)

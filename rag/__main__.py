@@ -125,8 +125,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from . import memory
-    from .gguf_meta import read_meta
+    from .llm import planner as memory
+    from .llm.gguf import read_meta
 
     settings = Settings.from_env()
     if settings.model_path is None:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from .endpoints import Endpoint, chain, parse_chain, parse_urls, redact
 from .errors import ConfigError
+from .llm.endpoints import Endpoint, chain, parse_chain, parse_urls, redact
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

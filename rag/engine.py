@@ -22,18 +22,20 @@ from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from . import llama_build, memory, model_probe, prompt, retrieve
-from .backends import Backends
+from . import llama_build, prompt, retrieve
 from .cache import AnswerCache, depends_on_history, scope_key
 from .config import Settings
 from .embeddings import load_embedder
 from .errors import BackendDown, ModelError, RagError, StreamBroken
 from .events import Done, Error, Hits, Notice, Status, Token
-from .gguf_meta import GGUFMeta, read_meta
 from .index import IndexStore, committed_version
 from .ingest import IngestReport, ingest
 from .lazy import Lazy
-from .llm import GenerationStats, LocalLLM
+from .llm import planner as memory
+from .llm import probe as model_probe
+from .llm.chain import Backends
+from .llm.gguf import GGUFMeta, read_meta
+from .llm.local import GenerationStats, LocalLLM
 from .prompt import Passage
 
 log = logging.getLogger(__name__)

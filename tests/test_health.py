@@ -1,7 +1,7 @@
 """The circuit breaker and the latency record, on an injected clock (pure logic, no network)."""
 
-from rag.health import ALLOW, CLOSED, HALF_OPEN, OPEN, PROBE, SKIP, Breaker, Health, percentile
-from rag.remote import backoff_s, estimate_tokens
+from rag.llm.health import ALLOW, CLOSED, HALF_OPEN, OPEN, PROBE, SKIP, Breaker, Health, percentile
+from rag.llm.remote import backoff_s, estimate_tokens
 
 
 class Clock:

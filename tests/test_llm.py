@@ -3,11 +3,11 @@ import time
 
 import pytest
 
-from rag import memory
 from rag.config import Settings
 from rag.errors import ModelError
-from rag.gguf_meta import read_meta
-from rag.llm import GenerationStats, LocalLLM, TicketLock
+from rag.llm import planner as memory
+from rag.llm.gguf import read_meta
+from rag.llm.local import GenerationStats, LocalLLM, TicketLock
 from rag.modelgen import PRESETS, write_model
 
 MESSAGES = [{"role": "system", "content": "You answer briefly."},

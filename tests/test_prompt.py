@@ -1,10 +1,10 @@
 import pytest
 
-from rag import memory
 from rag.config import Settings
-from rag.gguf_meta import read_meta
 from rag.index import Hit
-from rag.llm import LocalLLM
+from rag.llm import planner as memory
+from rag.llm.gguf import read_meta
+from rag.llm.local import LocalLLM
 from rag.prompt import SYSTEM_PROMPT, build, turn_record
 
 

@@ -12,8 +12,8 @@ from collections import Counter
 
 import psutil
 
-from rag import llm
 from rag.events import Done, Error, Hits, Status, Token
+from rag.llm import local as llm
 
 ASKERS = 8
 SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))

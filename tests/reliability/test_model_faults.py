@@ -12,7 +12,7 @@ import pytest
 
 from rag.engine import Engine
 from rag.events import Done
-from rag.model_probe import RECORD
+from rag.llm.probe import RECORD
 from rag.modelgen import PRESETS, write_model
 
 from ..conftest import write_unknown_architecture
@@ -115,7 +115,7 @@ def test_the_probe_evaluates_a_prompt_and_decodes(tiny_model):
 
     from rag.config import child_env
 
-    out = subprocess.run([sys.executable, "-m", "rag.model_probe", str(tiny_model)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "rag.llm.probe", str(tiny_model)], capture_output=True,
                          text=True, env=child_env(), timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     match = re.search(r"probe: ok \((\d+) prompt tokens, (\d+) decoded\)", out.stdout)
@@ -123,7 +123,7 @@ def test_the_probe_evaluates_a_prompt_and_decodes(tiny_model):
 
 
 def test_a_pass_is_remembered_per_build_cpu_and_kernel_settings(tiny_model):
-    from rag.model_probe import probe_key, probe_kwargs
+    from rag.llm.probe import probe_key, probe_kwargs
 
     base = probe_kwargs({"n_threads": 2, "n_batch": 512, "flash_attn": False, "type_k": 1, "type_v": 1})
     assert base["n_ctx"] == 256 and base["n_gpu_layers"] == 0 and base["n_batch"] == 256

@@ -8,9 +8,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag.config import PROJECT_ROOT
-from rag.gguf_meta import read_meta
-from rag.llm import LocalLLM
-from rag.memory import plan, probe
+from rag.llm.gguf import read_meta
+from rag.llm.local import LocalLLM
+from rag.llm.planner import plan, probe
 from rag.prompt import build
 
 ATTACKS = [

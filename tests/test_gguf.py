@@ -1,7 +1,7 @@
 import pytest
 
 from rag.errors import ModelError
-from rag.gguf_meta import read_meta
+from rag.llm.gguf import read_meta
 
 from .conftest import write_unknown_architecture
 

@@ -20,9 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import failpoints, llama_build
-from .config import child_env
-from .errors import ModelError
+from .. import failpoints, llama_build
+from ..config import child_env
+from ..errors import ModelError
 
 TIMEOUT_S = 600.0
 RECORD = "model-probe.json"
@@ -74,7 +74,7 @@ def probe(path: Path, fingerprint: str, cache_dir: Path, llama_kwargs: dict | No
     passed = _read(record)
     if passed.get(str(path)) == key:
         return
-    cmd = [sys.executable, "-X", "faulthandler", "-m", "rag.model_probe", str(path), json.dumps(kwargs)]
+    cmd = [sys.executable, "-X", "faulthandler", "-m", "rag.llm.probe", str(path), json.dumps(kwargs)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s,
                               env=child_env())

@@ -19,8 +19,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from ..errors import BackendDown, StreamBroken
 from .endpoints import Endpoint
-from .errors import BackendDown, StreamBroken
 from .health import PROBE, SKIP, Breaker, Health
 
 PER_MESSAGE = 8  # tokens for a message's role markers in common chat templates, rounded up

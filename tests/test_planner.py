@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from rag import memory
 from rag.config import Settings
 from rag.errors import ConfigError
-from rag.gguf_meta import GGUFMeta, read_meta
+from rag.llm import planner as memory
+from rag.llm.gguf import GGUFMeta, read_meta
 from rag.modelgen import Shape, write_model
 
 GiB, MiB = 1024**3, 1024**2

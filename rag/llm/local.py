@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import llama_build
-from .errors import ModelError
-from .memory import Plan
+from .. import llama_build
+from ..errors import ModelError
+from .planner import Plan
 
 log = logging.getLogger(__name__)
 # the load-time test render: a multi-turn chat, as templates that fail only past one message show

@@ -12,9 +12,9 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from .config import Settings
-from .errors import ConfigError
-from .gguf_meta import GGUFMeta
+from ..config import Settings
+from ..errors import ConfigError
+from .gguf import GGUFMeta
 
 log = logging.getLogger(__name__)
 MiB = 1024 * 1024

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
+from ..errors import RagError
+from ..lazy import Lazy
 from .endpoints import Endpoint
-from .errors import RagError
-from .lazy import Lazy
 from .remote import RemoteLLM
 
 
