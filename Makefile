@@ -3,15 +3,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt scripts/build_llama.py | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt scripts/build_llama.py pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test lint demo bench bench-quick bench-build bench-remote container-test soak clean
+.PHONY: install browser run test test-fast lint demo bench bench-quick bench-build bench-remote container-test soak clean
 
-$(STAMP): requirements_minimal.txt requirements.txt scripts/build_llama.py
+$(STAMP): requirements_minimal.txt requirements.txt scripts/build_llama.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# llama-cpp-python first, compiled for this CPU without AMX (scripts/build_llama.py says why)
 	$(PY) scripts/build_llama.py --python $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
+	# rag/ and ui/ importable from anywhere (the parser and probe children too), nothing else installed
+	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -28,8 +30,16 @@ browser:
 test: install browser
 	$(PY) -m pytest -q
 
+# the edit loop: everything not marked slow (under a minute); `make test` runs all of it
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+LINTED := rag ui app.py tests benchmarks scripts
+
 lint: install
-	$(PY) -m ruff check rag tests
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
+	$(PY) -m mypy
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -16,7 +16,7 @@ def ours(corpus: Path, question: str) -> dict:
     from rag.events import Done, Token
 
     engine = Engine(Settings.from_env())
-    engine.model.get()
+    engine.chain.local.model.get()
     engine.embedder.get()  # both pipelines time ingestion with the embedder already loaded
     began = time.perf_counter()
     engine.ingest([corpus])

@@ -28,9 +28,10 @@ def main() -> None:
     engine = Engine(Settings.from_env())
     engine.ingest([Path(sys.argv[1])])
     done = [e for e in engine.ask(sys.argv[2], wait_for_model=True) if isinstance(e, Done)][-1]
-    plan = engine.plan
+    model = engine.status().model
+    plan = model.plan
     print(json.dumps({"peak_rss": peak_rss(),
-                      "file_bytes": engine.meta.file_size, "kv_bytes": plan.kv_bytes,
+                      "file_bytes": model.file_bytes, "kv_bytes": plan.kv_bytes,
                       "compute_bytes": plan.compute_bytes, "use_mmap": plan["use_mmap"],
                       "completion_tokens": done.completion_tokens}))
 

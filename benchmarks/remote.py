@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.config import PROJECT_ROOT, Settings
+from rag.config import PROJECT_ROOT, SAMPLE_GUIDE, Settings
 from rag.engine import Engine
 from rag.events import Done, Token
 from rag.modelgen import PRESETS, write_model
@@ -82,8 +82,8 @@ def run(rounds: int, preset: str) -> dict:
     stalled = StalledServer()
     try:
         alone = engine_for(work, "alone", embedder, LLM_BASE_URL=live.url)
-        alone.ingest([PROJECT_ROOT / "docs" / "user-guide.md"])
-        remote = alone.backends.remotes[alone.backends.endpoints[0]]
+        alone.ingest([SAMPLE_GUIDE])
+        remote = alone.chain.first
         sent: list = []
         stream = remote.stream
         remote.stream = lambda messages, *a, **k: (sent.append(messages), stream(messages, *a, **k))[1]
@@ -115,8 +115,7 @@ def run(rounds: int, preset: str) -> dict:
         stalled.stop()
     base = statistics.median(r["e2e"])
     return {
-        "preset": preset, "rounds": rounds, "prompt_tokens": alone.backends.remotes[
-            alone.backends.endpoints[0]].count_chat(messages),
+        "preset": preset, "rounds": rounds, "prompt_tokens": alone.chain.first.count_chat(messages),
         "first_token_ms": {"bare_client": median_ms(r["bare"]), "ai_chat_backend": median_ms(r["backend"]),
                            "ratio": round(statistics.median(r["backend"]) / statistics.median(r["bare"]), 2),
                            "ai_chat_end_to_end": median_ms(r["e2e"])},

@@ -91,20 +91,20 @@ def bench_load(b: Bench, model: Path) -> dict:
             began = time.perf_counter()
             if which == "engine":
                 loaded = Engine(settings, start=False)
-                loaded.model.get()
+                loaded.chain.local.model.get()
             else:
                 loaded = Llama(str(model), verbose=False, **kwargs)
             took = time.perf_counter() - began  # freeing the model is outside the timed region for both
             del loaded
             if r:
                 (engine_s if which == "engine" else bare_s).append(took)
-    # the first load of a new file also loads and runs it once in a child process (rag/model_probe.py: a
+    # the first load of a new file also loads and runs it once in a child process (rag/llm/probe.py: a
     # short prompt and a few decoded tokens), so that a file or CPU kernel llama.cpp crashes on cannot
     # take the app down; later loads skip it. Timed apart, once:
     from rag.llm.probe import probe
 
     began = time.perf_counter()
-    probe(model, Engine(settings, start=False).model_fingerprint(), b.work / f"probe-{model.stem}", kwargs)
+    probe(model, Engine(settings, start=False).chain.local.fingerprint(), b.work / f"probe-{model.stem}", kwargs)
     probe_s = time.perf_counter() - began
     return {"engine_s": median(engine_s), "bare_s": median(bare_s), "load_ratio": median(engine_s) / median(bare_s),
             "probe_s": probe_s}
@@ -131,7 +131,7 @@ def bench_generation(b: Bench, model: Path, corpus: Path, embedder) -> dict:
     settings = b.settings(model, f"gen-{model.stem}", MAX_TOKENS=str(n_tokens), TOP_K="3" if b.quick else "5")
     engine = Engine(settings, embedder=embedder)
     engine.ingest([corpus])
-    llm = engine.model.get()
+    llm = engine.chain.local.model.get()
     first = [e for e in engine.ask(QUESTION, wait_for_model=True) if isinstance(e, Done)][-1]
     second = [e for e in engine.ask(FOLLOW_UP, history=first.turn, wait_for_model=True)
               if isinstance(e, Done)][-1]

@@ -51,7 +51,8 @@ def _source_line(p) -> str:
 
 def cmd_ask(args, engine=None) -> int:
     engine = engine or _engine(start=False)  # a cached answer needs none of the heavy parts
-    hits, done = [], None
+    hits: list = []
+    done: Done | None = None
     for event in engine.ask(args.question, wait_for_model=not args.no_wait):
         if isinstance(event, Hits):
             hits = event.hits
@@ -68,6 +69,8 @@ def cmd_ask(args, engine=None) -> int:
             return 1
         elif isinstance(event, Done):
             done = event
+    if done is None:  # the stream ended without an answer (it always yields Done or Error)
+        return 1
     if args.json:
         print(json.dumps({**done.as_dict(), "sources": [
             {"n": p.n, "source": p.source, "page": p.page, "score": round(p.score, 4),
@@ -89,51 +92,46 @@ def cmd_ask(args, engine=None) -> int:
 
 def cmd_status(args) -> int:
     engine = _engine()
-    for part in (engine.index, engine.model) if engine.backends.has_local else (engine.index,):
-        try:
-            part.get(timeout=args.timeout)
-        except (RagError, TimeoutError):
-            pass  # the failure is part of the status shown below
-    for remote in engine.backends.remotes.values():
-        remote.ping()  # reachability now, not just what this new process has seen
+    engine.refresh(args.timeout)  # the index and model loaded, every server pinged now
+    engine.sample()
     status = engine.status()
     if args.json:
-        print(json.dumps(status, indent=1, default=str))
+        print(json.dumps(status.as_dict(), indent=1, default=str))
         return 0
-    for name, part in status["parts"].items():
-        extra = f" in {part['load_seconds']:.2f}s" if part["load_seconds"] else ""
-        print(f"{name:9} {part['state']}{extra}" + (f": {part['error']}" if part["error"] else ""))
-    if lb := status.get("llama_build"):
+    for part in status.parts:
+        extra = f" in {part.load_seconds:.2f}s" if part.load_seconds else ""
+        print(f"{part.name:9} {part.state}{extra}" + (f": {part.error}" if part.error else ""))
+    if status.model and (lb := status.model.llama_build):
         mismatch = f"; {lb['cpu_mismatch']}" if lb["cpu_mismatch"] else ""
         print(f"llama.cpp {lb['mode']} build ({lb['key'] or 'not built by scripts/build_llama.py'}), "
               f"CPU code: {lb['cpu_variant'] or 'not loaded'}{mismatch}")
-    for b in status["backends"]:
-        if b["kind"] == "openai":
-            state = {True: "reachable", False: "unreachable", None: "not contacted"}[b["reachable"]]
-            print(f"backend   {b['name']}: {state}, breaker {b['breaker']}"
-                  + (f" ({b['last_error']})" if b["last_error"] and not b["reachable"] else ""))
-    if status["index"]:
-        i = status["index"]
-        print(f"index     {i['version']}: {i['documents']} documents, {i['chunks']} chunks")
-    c = status["cache"]
-    print(f"cache     {c['exact']} exact + {c['semantic']} semantic hits, {c['miss']} misses, "
-          f"{c['entries']} entries (hit rate {c['hit_rate']:.0%})")
-    m = status["memory"]
-    print(f"memory    RAM {m['ram_available'] // MiB} MiB free of {m['ram_total'] // MiB} MiB, "
-          f"RSS {m['rss'] // MiB} MiB, pressure {m['pressure']}; " + (m["gpu_note"] or f"{len(m['gpus'])} GPU(s)"))
+    for b in status.backends:
+        if r := b.remote:
+            state = {True: "reachable", False: "unreachable", None: "not contacted"}[r.reachable]
+            print(f"backend   {b.name}: {state}, breaker {r.breaker}"
+                  + (f" ({r.last_error})" if r.last_error and not r.reachable else ""))
+    if i := status.index:
+        print(f"index     {i.version}: {i.documents} documents, {i.chunks} chunks")
+    c = status.cache
+    print(f"cache     {c.exact} exact + {c.semantic} semantic hits, {c.miss} misses, "
+          f"{c.entries} entries (hit rate {c.hit_rate:.0%})")
+    m = status.memory
+    print(f"memory    RAM {m.ram_available // MiB} MiB free of {m.ram_total // MiB} MiB, "
+          f"RSS {m.rss // MiB} MiB, pressure {m.pressure}; " + (m.gpu_note or f"{len(m.gpus)} GPU(s)"))
+    engine.close()
     return 0
 
 
 def cmd_plan(args) -> int:
-    from .llm import planner as memory
+    from .llm import planner
     from .llm.gguf import read_meta
 
     settings = Settings.from_env()
     if settings.model_path is None:
         raise RagError("no GGUF in models/: place one or set MODEL_PATH to plan for it")
     meta = read_meta(settings.model_path)
-    reading = memory.probe()
-    plan = memory.plan(meta, settings, reading)
+    reading = planner.probe()
+    plan = planner.plan(meta, settings, reading)
     print(f"model    {meta.path} ({meta.file_size / MiB:.0f} MiB, {meta.architecture}, {meta.quantization}, "
           f"{meta.n_layer} layers, {meta.n_head}/{meta.n_head_kv} heads, context {meta.context_length})")
     gpus = ", ".join(f"{g.name} {g.free // MiB}/{g.total // MiB} MiB free" for g in reading.gpus)
@@ -199,11 +197,11 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """What `make run` does until the UI lands: index the bundled guide and answer one question."""
-    from .config import PROJECT_ROOT
+    """Index the bundled guide and answer one question: the first run of the app, on the command line."""
+    from .config import SAMPLE_GUIDE
 
     engine = _engine()
-    report = engine.ingest([PROJECT_ROOT / "docs" / "user-guide.md"])
+    report = engine.ingest([SAMPLE_GUIDE])
     print(f"indexed the bundled guide (index {report.version}); model: {engine.settings.model_path or 'none'}")
     question = "How do I add documents?"
     print(f"\n> {question}\n")
@@ -279,7 +277,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("config", help="print the table of env vars, or --check the current values")
     s.add_argument("--check", action="store_true", help="validate the environment and print the resolved values")
     s.set_defaults(func=cmd_config)
-    sub.add_parser("demo", help="index docs/ and ask one question (what `make run` does)").set_defaults(
+    sub.add_parser("demo", help="index the bundled guide and ask one question (what `make run` does)").set_defaults(
         func=cmd_demo)
     s = sub.add_parser("bench", help="speed and memory vs bare llama.cpp and a LangChain pipeline")
     s.add_argument("--quick", action="store_true", help="smoke run, under 3 minutes")

@@ -255,10 +255,10 @@ class AnswerCache:
             log.warning("answer of %d characters not cached (limit %d)", len(answer), MAX_ANSWER_CHARS)
             return
         key = self._key(scope, question)
-        slot = None
+        slot: tuple[str, str, list[str]] | None = None  # key, packed vector, signature
         if self.semantic and vector is not None:
-            slot = [key, base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode(),
-                    signature(question)]
+            slot = (key, base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode(),
+                    signature(question))
 
         def write() -> int | None:
             with self.db.transact():
@@ -268,12 +268,12 @@ class AnswerCache:
                 if slot is None:
                     return None
                 n = int(self.db.get(f"sn:{scope}", 0))
-                self.db.set(f"sv:{scope}:{n % SEMANTIC_MAX}", slot)
+                self.db.set(f"sv:{scope}:{n % SEMANTIC_MAX}", list(slot))  # stored as JSON: a list
                 self.db.set(f"sn:{scope}", n + 1)
                 return n
 
         n = self._safely(write)
-        if n is not None and scope in self._tables:
+        if n is not None and slot is not None and scope in self._tables:
             try:
                 self._tables[scope].add(n, *slot)
             except LookupError:
@@ -291,6 +291,11 @@ class AnswerCache:
     def clear(self) -> None:
         self._tables.clear()
         self._safely(lambda: self.db.clear())
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the diskcache handle is open (memory pressure closes it; the next use reopens it)."""
+        return self._db is not None
 
     def close(self) -> None:
         if self._db is not None:

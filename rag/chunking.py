@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .embeddings import Embedder
+
 _BOUNDARY = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+|\n[ \t]*\n\s*|(?<=[다요죠까])[ \t]*\n\s*")
 
 
@@ -41,7 +43,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _token_windows(embedder, text: str, start: int, limit: int, overlap: int) -> list[tuple[int, int]]:
+def _token_windows(embedder: Embedder, text: str, start: int, limit: int, overlap: int) -> list[tuple[int, int]]:
     """Cut text[start:] into spans of at most `limit` tokens, stepping limit - overlap tokens."""
     offsets = embedder.token_offsets([text])[0]
     step = max(1, limit - overlap)
@@ -54,7 +56,7 @@ def _token_windows(embedder, text: str, start: int, limit: int, overlap: int) ->
     return spans
 
 
-def _pack(embedder, text: str, limit: int, overlap: int) -> list[tuple[int, int]]:
+def _pack(embedder: Embedder, text: str, limit: int, overlap: int) -> list[tuple[int, int]]:
     spans = sentence_spans(text)
     counts = embedder.count_tokens([text[s:e] for s, e in spans])
     chunks: list[tuple[int, int]] = []
@@ -72,7 +74,8 @@ def _pack(embedder, text: str, limit: int, overlap: int) -> list[tuple[int, int]
             continue
         if current and sum(c for _, _, c in current) + n > limit:
             flush()
-            kept, total = [], 0
+            kept: list[tuple[int, int, int]] = []
+            total = 0
             for item in reversed(current):  # carry whole trailing sentences as overlap
                 if total + item[2] > overlap or total + item[2] + n > limit:
                     break
@@ -84,7 +87,7 @@ def _pack(embedder, text: str, limit: int, overlap: int) -> list[tuple[int, int]
     return chunks
 
 
-def chunk_sections(sections, embedder, size: int, overlap: int) -> list[Chunk]:
+def chunk_sections(sections, embedder: Embedder, size: int, overlap: int) -> list[Chunk]:
     """Chunks of all sections, numbered in order, each within the embedder's token limit."""
     limit = max(8, min(size, embedder.max_tokens))
     overlap = min(overlap, limit // 2)

@@ -12,17 +12,17 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal
 
 from .errors import ConfigError
 from .llm.endpoints import Endpoint, chain, parse_chain, parse_urls, redact
 
+RetrievalMode = Literal["hybrid", "dense", "lexical"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_GUIDE = PROJECT_ROOT / "samples" / "user-guide.md"  # indexed once into a new, empty index
 
 
-def child_env() -> dict[str, str]:
-    """This process's environment for a `python -m rag.<module>` child, with the project importable."""
-    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -135,7 +135,7 @@ class Settings:
                           "repacks Q4_0 weights for the CPU, but a slower cold start.")
     temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
     top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
-    retrieval_mode: str = _env("RETRIEVAL_MODE", _choice("hybrid", "dense", "lexical"), "hybrid", "hybrid",
+    retrieval_mode: RetrievalMode = _env("RETRIEVAL_MODE", _choice("hybrid", "dense", "lexical"), "hybrid", "hybrid",
                                "hybrid = BM25 over CJK-bigram/word tokens fused with the embedder's vectors; "
                                "dense or lexical = one of the two alone.")
     chunk_tokens: int = _env("CHUNK_TOKENS", _int(16, 8192), 200, "200",
@@ -156,7 +156,7 @@ class Settings:
                               "Fraction of free VRAM the optimizer may plan to use.")
     semantic_cache: bool = _env("SEMANTIC_CACHE", _bool, True, "true",
                                 "Serve a cached answer for a near-identical question (cosine >= 0.95).")
-    llm_backend: str = _env("LLM_BACKEND", _choice("local", "openai"), "local", "local",
+    llm_backend: Literal["local", "openai"] = _env("LLM_BACKEND", _choice("local", "openai"), "local", "local",
                             "Who writes the answers: `local` = llama.cpp in this process on MODEL_PATH; "
                             "`openai` = an OpenAI-compatible server (Ollama, LM Studio, llama.cpp server, vLLM).")
     llm_base_url: tuple = _env("LLM_BASE_URL", parse_urls, (), "unset",

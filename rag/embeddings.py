@@ -1,7 +1,8 @@
 """Sentence-transformers embedder loaded offline from a local directory.
 
-`Embedder` satisfies the small `EmbedderLike` protocol the rest of the engine uses: `embed_batch`
-(L2-normalised float32 rows), `count_tokens`, `token_offsets`, plus `id`, `dim` and `max_tokens`.
+`Embedder` is the seam chunking, ingest and retrieval use, written as a Protocol so a test or another
+runtime can stand in: `embed_batch` (L2-normalised float32 rows), `count_tokens`, `token_offsets`,
+plus `id`, `dim` and `max_tokens`. `SentenceEmbedder` is the implementation.
 Heavy imports (torch, transformers) happen inside `load_embedder`, never at import time. The usual
 Transformer + Pooling (+ Normalize) models run on transformers directly; other module stacks go
 through SentenceTransformer.
@@ -14,21 +15,28 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Rows per forward pass. Peak memory grows with batch x seq_len (attention scores per layer); 16 keeps
 # the transient near 100 MB for 256-token chunks and is as fast on CPU as 64 (measured in the bench).
 EMBED_BATCH = 16
 
 
-class EmbedderLike(Protocol):
-    id: str
+class Embedder(Protocol):
+    id: str  # identifies the model: an index built with another embedder is refused
     dim: int
-    max_tokens: int
+    max_tokens: int  # text tokens per passage, special tokens excluded
 
-    def embed_batch(self, texts: Sequence[str]): ...
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]: ...
 
 
 def embedder_id(model_dir: Path) -> str:
@@ -60,7 +68,8 @@ DIRECT_MODULES = {"Transformer", "Pooling", "Normalize"}
 POOLING_MODES = ("mean", "cls", "max")
 
 
-def _read_json(path: Path) -> dict | list | None:
+def _read_json(path: Path) -> Any:
+    """The file's JSON value (a model directory's configs: objects, modules.json a list), None if absent."""
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
@@ -125,7 +134,7 @@ class DirectEncoder:
         return out
 
 
-class Embedder:
+class SentenceEmbedder:
     def __init__(self, encode, tokenizer, dim: int, max_seq_length: int, model_dir: Path):
         """`encode(texts, batch_size)` returns L2-normalised float32 rows."""
         self._encode = encode
@@ -135,7 +144,7 @@ class Embedder:
         # max_seq_length counts [CLS] and [SEP]; chunks hold text tokens only
         self.max_tokens = int(max_seq_length) - 2
 
-    def embed_batch(self, texts: Sequence[str], batch_size: int = EMBED_BATCH):
+    def embed_batch(self, texts: Sequence[str], batch_size: int = EMBED_BATCH) -> np.ndarray:
         import numpy as np
 
         return np.ascontiguousarray(self._encode(list(texts), batch_size), dtype=np.float32)
@@ -155,7 +164,7 @@ class Embedder:
         return [[tuple(span) for span in spans] for spans in encoded["offset_mapping"]]
 
 
-def _sentence_transformer(model_dir: Path) -> Embedder:
+def _sentence_transformer(model_dir: Path) -> SentenceEmbedder:
     from sentence_transformers import SentenceTransformer
 
     # SDPA attention: no materialised batch x heads x seq x seq score tensors (transformers defaults
@@ -168,10 +177,10 @@ def _sentence_transformer(model_dir: Path) -> Embedder:
         return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                             show_progress_bar=False)
 
-    return Embedder(encode, model.tokenizer, int(get_dim()), model.max_seq_length, model_dir)
+    return SentenceEmbedder(encode, model.tokenizer, int(get_dim() or 0), model.max_seq_length or 512, model_dir)
 
 
-def load_embedder(model_path: Path) -> Embedder:
+def load_embedder(model_path: Path) -> SentenceEmbedder:
     """Load the sentence-transformers model at `model_path` on the CPU, offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -190,7 +199,7 @@ def load_embedder(model_path: Path) -> Embedder:
         if config is None:
             return _sentence_transformer(model_dir)
         encoder = DirectEncoder(model_dir, config["pooling"], config["max_seq_length"])
-        return Embedder(encoder.encode, encoder.tokenizer, encoder.dim, encoder.max_seq_length, model_dir)
+        return SentenceEmbedder(encoder.encode, encoder.tokenizer, encoder.dim, encoder.max_seq_length, model_dir)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"EMBED_MODEL={model_dir} could not be loaded ({exc}); "
                           "check that the directory is a complete sentence-transformers model") from exc

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import retrieve
+from .config import RetrievalMode
 from .errors import RagError
 
 
@@ -73,7 +74,7 @@ def load_squad(path: Path, folder: Path) -> list[Question]:
 
 
 def evaluate(qa_path: Path, embedder, k: int = 5, chunk_tokens: int = 200, chunk_overlap: int = 40,
-             modes: tuple[str, ...] = retrieve.MODES) -> dict:
+             modes: tuple[RetrievalMode, ...] = retrieve.MODES) -> dict:
     from .index import IndexStore
     from .ingest import ingest
 

@@ -6,11 +6,17 @@ and Tokens follow the Notice (the UI keeps the partial text above the note)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Stage = Literal["loading", "retrieving", "queued", "generating", "failover"]
+# stop | length: complete (cached); cancelled | timeout: cut short; error: a backend broke mid-answer
+FinishReason = Literal["", "stop", "length", "cancelled", "timeout", "error"]
+CacheKind = Literal["exact", "semantic"]
 
 
 @dataclass
 class Status:
-    stage: str  # loading | retrieving | queued | generating | failover
+    stage: Stage
     detail: str = ""
     position: int = 0  # places ahead in the queue when stage == "queued"
 
@@ -33,10 +39,10 @@ class Notice:
 @dataclass
 class Done:
     answer: str
-    cache: str | None = None  # exact | semantic | None
+    cache: CacheKind | None = None
     retrieval_only: bool = False
     reason: str = ""  # why retrieval-only, or why generation stopped early
-    finish_reason: str = ""
+    finish_reason: FinishReason = ""
     retrieval_ms: float = 0.0
     first_token_ms: float | None = None
     tokens_per_s: float = 0.0

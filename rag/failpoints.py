@@ -4,8 +4,9 @@ SQLite's and etcd's test suites).
 The code calls `hit("commit.renamed")` at the moments a crash or a full disk matters. Nothing happens
 unless AI_CHAT_FAILPOINT is set, to `name[:n][=action]`: at the n-th hit (default 1) of that point the
 action runs. Actions: `kill` (SIGKILL this process: no cleanup, no flush; the default), `enospc`
-(raise OSError ENOSPC, as a full disk does) and `sigill`, `sigsegv`, `sigbus` (this process dies by
-that signal, as it does when a CPU kernel runs an instruction the CPU does not allow or faults).
+(raise OSError ENOSPC, as a full disk does), `sigill`, `sigsegv`, `sigbus` (this process dies by
+that signal, as it does when a CPU kernel runs an instruction the CPU does not allow or faults) and
+`sleepN` (wait N seconds, as a slow disk does; e.g. `model.load=sleep3`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import errno
 import os
 import signal
 import threading
+import time
 
 ENV = "AI_CHAT_FAILPOINT"
 _counts: dict[str, int] = {}
@@ -37,10 +39,12 @@ def hit(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action in _SIGNALS:
         os.kill(os.getpid(), _SIGNALS[action])
+    elif action.startswith("sleep"):
+        time.sleep(float(action[5:] or 1))
     elif action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"failpoint {name}")
     else:
-        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill, enospc, {', '.join(_SIGNALS)})")
+        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill, enospc, sleepN, {', '.join(_SIGNALS)})")
 
 
 def reset() -> None:

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,8 +192,10 @@ class IndexStore:
                 "or set INDEX_DIR to a new folder")
 
     @contextmanager
-    def _reading(self):
-        """The current version, held open for one read (None before the first commit)."""
+    def reading(self):
+        """The current version, held open while the block reads it (None before the first commit):
+        a commit meanwhile swaps in a new version, and this one closes when its last reader leaves.
+        Example: `with store.reading() as v: v.query("SELECT count(*) FROM chunks")`."""
         with self._swap_lock:
             version = self._current
             held = version.reading() if version is not None else nullcontext()
@@ -204,7 +207,7 @@ class IndexStore:
 
     def search(self, vector, k: int) -> list[Hit]:
         """Top-k chunks by inner product (cosine on normalised vectors)."""
-        with self._reading() as version:
+        with self.reading() as version:
             if version is None or version.faiss.ntotal == 0:
                 return []
             scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
@@ -213,7 +216,7 @@ class IndexStore:
 
     def lexical_search(self, match: str, k: int) -> list[Hit]:
         """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is better)."""
-        with self._reading() as version:
+        with self.reading() as version:
             if version is None or not match or not version.has_fts:
                 return []
             rows = version.query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
@@ -235,7 +238,7 @@ class IndexStore:
         return [Hit(i, s, by_id[i][1], by_id[i][2], by_id[i][3], by_id[i][4]) for i, s in found]
 
     def _rows(self, sql: str, args=()) -> list:
-        with self._reading() as version:
+        with self.reading() as version:
             return version.query(sql, args) if version else []
 
     def documents(self) -> list[dict]:
@@ -317,7 +320,7 @@ class IndexStore:
         finally:
             self._write_lock.release()
 
-    def commit(self, add: list[NewDocument] = (), delete: list[str] = (), embedder_id: str = "",
+    def commit(self, add: Sequence[NewDocument] = (), delete: Sequence[str] = (), embedder_id: str = "",
                dim: int = 0, reset: bool = False) -> str:
         """Write a new version with `add` added and documents `delete` removed; return its name."""
         with self._locked():
@@ -394,7 +397,7 @@ class IndexStore:
             if delete:
                 marks = ",".join("?" * len(delete))
                 ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
-                index.remove_ids(np.array(ids, dtype=np.int64))
+                index.remove_ids(np.array(ids, dtype=np.int64))  # type: ignore[arg-type]  # faiss's SWIG wrapper converts
                 db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", list(delete))
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", list(delete))

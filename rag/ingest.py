@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import failpoints, loaders
 from .chunking import chunk_sections
+from .embeddings import Embedder
 from .errors import IngestError
 from .index import IndexStore, NewDocument
 from .parse_worker import ParseWorker
@@ -82,14 +83,15 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_tokens: int, chunk_overlap: int,
+def ingest(paths: Iterable[Path | str], embedder: Embedder, store: IndexStore, chunk_tokens: int, chunk_overlap: int,
            progress: Progress | None = None, names: dict[str, str] | None = None,
            reset: bool = False) -> IngestReport:
     """Ingest `paths` into `store`; `names` maps a path to the name shown in citations.
 
     reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
     files, skipped = expand(paths)
-    report, pending, deletes, seen = IngestReport(results=skipped), [], [], set()
+    report, pending, deletes = IngestReport(results=skipped), [], []
+    seen: set[str] = set()
     with ParseWorker() as parser:
         for done, path in enumerate(files):
             if progress:
@@ -111,7 +113,7 @@ def ingest(paths: Iterable[Path | str], embedder, store: IndexStore, chunk_token
     return report
 
 
-def _one(path: Path, parser: ParseWorker, embedder, store: IndexStore | None, size: int, overlap: int,
+def _one(path: Path, parser: ParseWorker, embedder: Embedder, store: IndexStore | None, size: int, overlap: int,
          seen: set, names: dict):
     """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
     label = names.get(str(path)) or display_name(path.name)  # the user's upload name, or a safe file name

@@ -10,11 +10,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 T = TypeVar("T")
 
-IDLE, LOADING, READY, FAILED = "idle", "loading", "ready", "failed"
+PartState = Literal["idle", "loading", "ready", "failed"]
+IDLE: PartState = "idle"
+LOADING: PartState = "loading"
+READY: PartState = "ready"
+FAILED: PartState = "failed"
 
 
 class Lazy(Generic[T]):
@@ -24,12 +28,12 @@ class Lazy(Generic[T]):
         self._lock = threading.Lock()
         self._done = threading.Condition(self._lock)
         self._value: T | None = None
-        self._state = IDLE
+        self._state: PartState = IDLE
         self._error: BaseException | None = None
         self.load_seconds: float | None = None
 
     @property
-    def state(self) -> str:
+    def state(self) -> PartState:
         return self._state
 
     @property

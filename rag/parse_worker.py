@@ -21,7 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import child_env
 from .errors import IngestError
 from .loaders import Section
 
@@ -43,14 +42,14 @@ class ParseWorker:
     def _start(self) -> subprocess.Popen:
         # the child caps its own memory first thing (preexec_fn is unsafe in a threaded server)
         return subprocess.Popen([sys.executable, "-m", "rag.parse_worker", str(self.memory_mb)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                env=child_env())
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def load(self, path: Path) -> list[Section]:
         """loaders.load(path) in the child; IngestError for anything the file does to it."""
         if self._proc is None or self._proc.poll() is not None:
             self._proc = self._start()
         proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None  # both are pipes
         try:
             proc.stdin.write((json.dumps(str(path)) + "\n").encode())
             proc.stdin.flush()
@@ -77,6 +76,7 @@ class ParseWorker:
 
         deadline = time.monotonic() + self.timeout_s
         chunks = []
+        assert proc.stdout is not None
         fd = proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
@@ -97,7 +97,8 @@ class ParseWorker:
                 self._proc.kill()
             self._proc.wait()
             for stream in (self._proc.stdin, self._proc.stdout):
-                stream.close()
+                if stream is not None:
+                    stream.close()
             self._proc = None
 
 
@@ -110,6 +111,7 @@ def main() -> None:
     out = sys.stdout.buffer
     for line in sys.stdin.buffer:
         path = Path(json.loads(line))
+        reply: dict[str, object]
         try:
             reply = {"sections": [[s.page, s.text] for s in loaders.load(path)]}
         except IngestError as exc:

@@ -112,7 +112,8 @@ def _number(history: Messages, hits: list, trimmed: dict) -> tuple[list[Passage]
 def build(question: str, history: Messages, hits: list, count: Callable[[Messages], int],
           budget: int) -> BuiltPrompt:
     """Fit system + history + new passages + question into `budget` tokens as counted by `count`."""
-    history, hits, trimmed = list(history), list(hits), {}
+    history, hits = list(history), list(hits)
+    trimmed: dict[int, str] = {}
     n_hits, n_turns = len(hits), len(history)
     while True:
         citations, new = _number(history, hits, trimmed)

@@ -9,18 +9,20 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import lexical
+from .config import RetrievalMode
+from .embeddings import Embedder
 from .index import Hit, IndexStore
 from .prompt import Passage, cite_label
 
 MIN_SCORE = 0.05  # below this cosine a MiniLM match is noise
-MODES = ("hybrid", "dense", "lexical")
+MODES: tuple[RetrievalMode, ...] = ("hybrid", "dense", "lexical")
 CANDIDATES = 50  # per leg, before fusion
 RRF_K = 10  # reciprocal rank fusion: weight / (RRF_K + rank); measured against 5, 20 and 60 (README)
 CONTEXT_WEIGHT = 0.5  # a follow-up's earlier questions count half as much as the question itself
 UNREAD_DENSE_WEIGHT = 0.3  # the dense leg's weight for text its embedder cannot read (see dense_weight)
 
 
-def dense_weight(embedder, query: str) -> float:
+def dense_weight(embedder: Embedder, query: str) -> float:
     """How far to trust the dense leg for this query: 1.0 when the embedder's tokenizer reads it in
     word pieces, UNREAD_DENSE_WEIGHT when it needs more tokens than there are characters, i.e. it splits
     the script below the character level (Hangul into jamo for the English-only MiniLM). Its vectors
@@ -33,7 +35,7 @@ def dense_weight(embedder, query: str) -> float:
     return 1.0 if count([query])[0] <= chars else UNREAD_DENSE_WEIGHT
 
 
-def search(embedder, store: IndexStore, query: str, k: int, vector=None, mode: str = "hybrid",
+def search(embedder: Embedder, store: IndexStore, query: str, k: int, vector=None, mode: RetrievalMode = "hybrid",
            context: str = "") -> list[Hit]:
     """Top-k hits for `query` by `mode`: dense (FAISS cosine), lexical (BM25 over lexical.tokens) or
     hybrid (both, fused by reciprocal rank). `vector`: the query's embedding when already computed

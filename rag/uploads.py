@@ -15,6 +15,7 @@ import unicodedata
 import uuid
 from pathlib import Path
 
+from . import failpoints
 from .errors import IngestError
 from .loaders import SUPPORTED
 
@@ -68,6 +69,7 @@ def save_upload(data: bytes, original: str, uploads_dir: Path, max_bytes: int) -
     tmp = path.with_name(path.name + ".part")
     try:
         with open(tmp, "wb") as fh:
+            failpoints.hit("upload.write")
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

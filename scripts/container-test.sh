@@ -105,7 +105,7 @@ check_image() {  # $1 image: run its CMD, wait for health, ask one question, sto
   local ok=0
   if [ "$code" = 200 ]; then
     log "$name: index the bundled user guide and ask a question inside the image (tiny GGUF mounted)"
-    "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- python -m rag ingest docs/user-guide.md \
+    "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- python -m rag ingest samples/user-guide.md \
       >"$WORK/$name-answer.log" 2>&1 \
     && "${BUILDAH[@]}" run --isolation chroot "${mounts[@]}" "$ctr" -- \
       python -m rag ask "How do I add documents?" --json >"$WORK/$name-answer.json" 2>>"$WORK/$name-answer.log" \

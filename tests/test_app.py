@@ -1,6 +1,5 @@
 """Streamlit AppTest: the real app.py and the real engine, headless, in this process."""
 
-import threading
 import time
 
 import pytest
@@ -8,7 +7,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag.config import PROJECT_ROOT
-from rag.lazy import Lazy
 
 APP = str(PROJECT_ROOT / "app.py")
 
@@ -29,7 +27,7 @@ def engine():
 
 def wait_ready(eng, *parts, timeout=120):
     for part in parts:
-        getattr(eng, part).get(timeout=timeout)
+        (eng.chain.local.model if part == "model" else getattr(eng, part)).get(timeout=timeout)
     deadline = time.time() + timeout
     while eng.index.get().count() == 0 and time.time() < deadline:  # the bundled sample is being indexed
         time.sleep(0.2)
@@ -47,7 +45,7 @@ def test_page_renders_before_anything_is_loaded(tiny_model, monkeypatch):
     assert "Embedder loads on first use" in captions(at)  # nothing had loaded when the page was drawn
     assert "Memory optimizer" in [s.value for s in at.sidebar.subheader]
     eng = engine()
-    assert eng.model.state in ("loading", "ready") and eng.embedder.state == "idle"  # torch waits a moment
+    assert eng.chain.local.model.state in ("loading", "ready") and eng.embedder.state == "idle"  # torch waits a moment
     eng.embedder.get(timeout=60)
     at.run()
     assert not at.exception and "Embedder ready" in captions(at)
@@ -86,7 +84,7 @@ def test_a_cpu_crash_in_llama_cpp_is_explained_and_retrieval_goes_on(tiny_model,
     at = AppTest.from_file(APP, default_timeout=60).run()
     eng = engine()
     with pytest.raises(ModelError, match="crashed running this model on this CPU"):
-        eng.model.get(timeout=120)
+        eng.chain.local.model.get(timeout=120)
     wait_ready(eng, "embedder")
     at.chat_input[0].set_value("What is LOW_VRAM for?").run()
     assert not at.exception
@@ -97,13 +95,11 @@ def test_a_cpu_crash_in_llama_cpp_is_explained_and_retrieval_goes_on(tiny_model,
 
 def test_quick_answer_while_loading_then_the_full_answer(tiny_model, monkeypatch):
     monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "model.load=sleep15")
     at = AppTest.from_file(APP, default_timeout=60).run()
     eng = engine()
     wait_ready(eng, "embedder")
-    gate = threading.Event()
-    eng.model = Lazy("model", lambda: gate.wait(60) and eng._load_model())  # a slow disk, held open
-    eng.model.start()
-    threading.Timer(1.5, gate.set).start()
+    assert eng.model_loading()  # loading since the first run, slowed by the failpoint (a slow disk)
     at.chat_input[0].set_value("How do I add documents?").run()
     answer = at.chat_message[-1]
     texts = [m.value for m in answer.markdown]

@@ -36,7 +36,7 @@ def test_full_flow_from_make_model_to_cached_answer(tmp_path, corpus):
     assert answer["sources"][0]["source"] == "manual.pdf" and answer["sources"][0]["page"] == 2
 
     status = json.loads(run_cli("status", "--json", env=env).stdout)
-    assert status["cache"]["exact"] == 1 and status["parts"]["model"]["state"] == "ready"
+    assert status["cache"]["exact"] == 1 and {p["name"]: p["state"] for p in status["parts"]}["model"] == "ready"
     assert status["index"]["documents"] == 5
 
 

@@ -1,3 +1,4 @@
+import json
 import threading
 import time
 from dataclasses import replace
@@ -6,7 +7,6 @@ import pytest
 
 from rag.engine import Engine
 from rag.events import Done, Error, Hits, Status, Token
-from rag.lazy import Lazy
 
 
 def run(engine, question, **kw):
@@ -22,7 +22,7 @@ def engine(settings, embedder, tiny_model, corpus):
     eng = Engine(replace(settings, model_path=tiny_model, temperature=0.0), embedder=embedder)  # greedy: repeatable
     report = eng.ingest([corpus[0]])
     assert not report.errors
-    eng.model.get(timeout=60)
+    eng.chain.local.model.get(timeout=60)
     return eng
 
 
@@ -38,8 +38,8 @@ def test_answer_streams_with_cited_hits_then_repeats_from_cache(engine):
     _, again, again_hits = run(engine, "what is the backup passphrase for the archive", wait_for_model=True)
     assert again.cache == "exact" and again.answer == done.answer and again.total_ms < 50
     assert [h.chunk_id for h in again_hits] == [h.chunk_id for h in hits]
-    stats = engine.status()["cache"]
-    assert stats["exact"] == 1 and stats["miss"] == 1 and stats["hit_rate"] == 0.5
+    stats = engine.status().cache
+    assert stats.exact == 1 and stats.miss == 1 and stats.hit_rate == 0.5
 
 
 def test_new_index_version_makes_old_answers_unreachable(engine, tmp_path):
@@ -87,19 +87,18 @@ def test_no_model_answers_retrieval_only(settings, embedder, corpus):
     assert done.retrieval_only and "no GGUF in models/" in done.reason
     assert "MARBLEFALCON" in done.answer and done.answer.startswith("**Retrieval only**")
     assert "[1]" in done.answer and hits
-    assert engine.status()["parts"]["model"]["state"] == "failed"
+    assert engine.status().part("model").state == "failed"
 
 
-def test_model_still_loading_gives_retrieval_only_then_the_full_answer(settings, embedder, tiny_model, corpus):
+def test_model_still_loading_gives_retrieval_only_then_the_full_answer(settings, embedder, tiny_model, corpus,
+                                                                      monkeypatch):
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "model.load=sleep4")  # a slow disk
     engine = Engine(replace(settings, model_path=tiny_model), embedder=embedder, start=False)
-    gate = threading.Event()
-    engine.model = Lazy("model", lambda: gate.wait(60) and engine._load_model())  # a slow disk, held open
-    engine.model.start()
+    engine.start(("model",))
     engine.ingest([corpus[0]])
     _, done, _ = run(engine, "What is the conference room booking code?")
     assert done.retrieval_only and done.reason == "the model is still loading"
-    assert "AMBERGLACIER" in done.answer and engine.model.state == "loading"
-    gate.set()
+    assert "AMBERGLACIER" in done.answer and engine.model_loading()
     _, full, _ = run(engine, "What is the conference room booking code?", wait_for_model=True)
     assert not full.retrieval_only and full.completion_tokens > 0
 
@@ -114,7 +113,7 @@ def test_broken_model_is_reported_and_chat_goes_on(settings, embedder, corpus, t
 
 
 def test_concurrent_askers_queue_and_all_finish(engine):
-    lock = engine.model.get().lock
+    lock = engine.chain.local.model.get().lock
     holder = lock.take()  # another tab is generating
     results, queued = [], {}
 
@@ -146,16 +145,16 @@ def test_empty_question_is_an_error(engine):
 
 def test_status_has_everything_the_panel_needs(engine):
     status = engine.status()
-    assert {p: status["parts"][p]["state"] for p in status["parts"]} == {
-        "embedder": "ready", "index": "ready", "model": "ready"}
-    assert status["plan"]["choices"]["n_ctx"]["reason"] and status["memory"]["rss"] > 0
-    assert status["index"]["documents"] == 5 and status["model"]["quantization"] == "Q4_0"
+    assert {p.name: p.state for p in status.parts} == {"embedder": "ready", "index": "ready", "model": "ready"}
+    assert status.model.plan.choices["n_ctx"].reason and status.memory.rss > 0
+    assert status.index.documents == 5 and status.model.quantization == "Q4_0"
+    assert json.loads(json.dumps(status.as_dict(), default=str))["model"]["plan"]["choices"]["n_ctx"]["value"] > 0
 
 
 def test_critical_memory_pressure_frees_caches_once(settings, caplog):
     engine = Engine(settings, start=False)
     engine.cache.stats()  # opens the cache handle
-    engine._react_to_pressure("CRITICAL")
-    engine._react_to_pressure("CRITICAL")
-    assert engine.cache._db is None
+    engine.react_to_pressure("CRITICAL")
+    engine.react_to_pressure("CRITICAL")
+    assert not engine.cache.is_open
     assert sum("memory pressure CRITICAL" in r.message for r in caplog.records) == 1

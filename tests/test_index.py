@@ -90,7 +90,7 @@ def test_no_pickle_anywhere():
 def test_a_search_in_flight_keeps_its_version_open_across_a_swap(root):
     store = IndexStore(root)
     store.commit([doc("a", ["alpha"], 1)], embedder_id="e", dim=DIM)
-    with store._reading() as old:  # what search() holds while it runs
+    with store.reading() as old:  # what search() holds while it runs
         store.commit([doc("b", ["beta"], 2)])
         assert store.version == "v000002"
         assert old.query("SELECT count(*) FROM chunks") == [(1,)]  # still readable, however long it takes
@@ -104,7 +104,8 @@ def test_a_search_in_flight_keeps_its_version_open_across_a_swap(root):
 def test_a_version_nobody_reads_is_closed_at_the_swap(root):
     store = IndexStore(root)
     store.commit([doc("a", ["alpha"], 1)], embedder_id="e", dim=DIM)
-    first = store._current
+    with store.reading() as first:
+        pass
     store.commit([doc("b", ["beta"], 2)])
     with pytest.raises(sqlite3.ProgrammingError):
         first.query("SELECT 1")

@@ -6,8 +6,10 @@ import pytest
 from rag.config import Settings
 from rag.errors import ModelError
 from rag.llm import planner as memory
+from rag.llm.base import GenerationStats
 from rag.llm.gguf import read_meta
-from rag.llm.local import GenerationStats, LocalLLM, TicketLock
+from rag.llm.local import LocalLLM
+from rag.llm.ticket import TicketLock
 from rag.modelgen import PRESETS, write_model
 
 MESSAGES = [{"role": "system", "content": "You answer briefly."},
@@ -140,7 +142,8 @@ def test_templates_that_fail_fall_back_to_chatml_with_the_reason(tmp_path, templ
     assert words in llm.template_fallback and "ChatML" in llm.template_fallback
     long_chat = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}] * 3 + MESSAGES
     assert llm.count_chat(long_chat) > 0
-    assert "".join(llm.stream(long_chat, 4, 0.0, GenerationStats())) is not None
+    assert "<|im_start|>assistant\n" in llm.tokenize_chat(long_chat)[2]  # rendered as ChatML now
+    assert_generates(llm, long_chat)
 
 
 def test_a_template_that_does_not_compile_is_a_clear_error(tmp_path):
@@ -164,4 +167,13 @@ def test_missing_template_falls_back_to_chatml(tmp_path):
     assert read_meta(path).chat_template is None
     llm = load(path)
     assert llm.count_chat(MESSAGES) > 0
-    assert "".join(llm.stream(MESSAGES, 4, 0.0, GenerationStats())) is not None
+    assert llm.tokenize_chat(MESSAGES)[2].endswith("<|im_start|>assistant\n")
+    assert_generates(llm, MESSAGES)
+
+
+def assert_generates(llm, messages):
+    """The chat was rendered, evaluated and decoded to a normal end (a random model may stop at once)."""
+    stats = GenerationStats()
+    "".join(llm.stream(messages, 4, 0.0, stats))
+    assert stats.prompt_tokens > len(messages) and stats.finish_reason in ("stop", "length")
+    assert stats.completion_tokens == 4 or stats.finish_reason == "stop"

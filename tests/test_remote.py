@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import asdict
 
 import pytest
 
@@ -87,7 +88,9 @@ def timed_ask(engine: Engine) -> tuple[list, Done, float]:
 
 
 def backend(engine: Engine, name_part: str) -> dict:
-    return next(b for b in engine.status()["backends"] if name_part in b["name"])
+    """A server's health in the status, as a dict. Example: backend(engine, server.url)["breaker"] -> "closed"."""
+    b = next(b for b in engine.status().backends if name_part in b.name)
+    return {"name": b.name, **asdict(b.remote)}
 
 
 def dead_url() -> str:
@@ -102,9 +105,9 @@ def test_streams_an_answer_through_an_openai_server(make_engine, server_a):
     assert done.backend == f"openai:{server_a.url}" and done.first_token_ms is not None
     assert done.answer == "".join(t.text for t in tokens).strip()
     # the prompt was counted by the server's own tokenizer, and the answer was cached with its backend
-    remote = engine.backends.remotes[engine.backends.endpoints[0]]
-    assert remote._count_route == "/extras/tokenize/count" and done.prompt_tokens > 50
-    assert engine.model.state == "idle"  # no local model in the chain: nothing loaded
+    remote = engine.chain.first
+    assert remote.token_counter == "/extras/tokenize/count" and done.prompt_tokens > 50
+    assert engine.chain.local is None and "model" not in [p.name for p in engine.load_states()]
     _, again = ask(engine)
     assert again.cache == "exact" and again.answer == done.answer and again.backend == done.backend
     health = backend(engine, server_a.url)
@@ -187,7 +190,7 @@ def test_a_server_dying_mid_stream_hands_over_to_the_next(make_engine, slow_mode
 def _scope(engine: Engine) -> str:
     from rag.cache import scope_key
 
-    return scope_key(engine.index.get().version, engine.backends.fingerprint(), engine.gen_params(), [])
+    return scope_key(engine.index.get().version, engine.chain.fingerprint(), engine.gen_params(), [])
 
 
 @pytest.mark.parametrize("read_s, total_s", [(1.0, 60.0), (30.0, 1.5)], ids=["read-timeout", "total-timeout"])
@@ -236,8 +239,8 @@ def test_retries_back_off_on_5xx_and_429_then_succeed(make_engine):
     assert server.chat_requests == 4 and elapsed >= 0.3  # Retry-After was honoured
     health = backend(engine, server.url)
     assert health["errors"] == {"http_5xx": 2, "http_429": 1} and health["breaker"] == "closed"
-    remote = engine.backends.remotes[engine.backends.endpoints[0]]
-    assert remote._count_route == "" and remote.model == "scripted"  # estimated tokens, first listed model
+    remote = engine.chain.first
+    assert remote.token_counter == "estimate" and remote.model == "scripted"  # estimated tokens, first listed model
 
 
 @pytest.mark.parametrize("fields, props, expected, source", [
@@ -322,7 +325,7 @@ def test_the_breaker_opens_skips_the_server_and_closes_after_a_good_probe(make_e
     assert any(isinstance(e, Status) and "circuit breaker open" in e.detail for e in events)
     a.start()
     try:
-        breaker = engine.backends.remotes[engine.backends.endpoints[0]].breaker
+        breaker = engine.chain.first.breaker
         deadline = time.monotonic() + 10
         while breaker.remaining_s() > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -348,7 +351,7 @@ def test_every_backend_down_answers_from_the_documents(make_engine):
 def test_the_local_model_is_the_last_resort(make_engine, tiny_model):
     engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=dead_url(), FALLBACKS="local",
                          MODEL_PATH=str(tiny_model), LLM_RETRIES="0")
-    assert engine.model.state == "idle"  # a local fallback loads when first needed
+    assert engine.chain.local.model.state == "idle"  # a local fallback loads when first needed
     _, done = ask(engine)
     assert done.backend == "local" and not done.retrieval_only and done.answer
 
@@ -397,10 +400,10 @@ def test_cli_status_and_ask_report_the_backends(server_a):
            "MAX_TOKENS": "16"}
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
-    dead, live = json.loads(status.stdout)["backends"]
+    dead, live = (b["remote"] for b in json.loads(status.stdout)["backends"])
     assert (dead["reachable"], live["reachable"]) == (False, True) and "connection failed" in dead["last_error"]
     assert dead["breaker"] == live["breaker"] == "closed"
-    assert json.loads(status.stdout)["parts"]["model"]["state"] == "idle"  # no local model: not loaded
+    assert [p["name"] for p in json.loads(status.stdout)["parts"]] == ["embedder", "index"]  # no local model
     answer = run_cli("ask", "--json", "What is AI-CHAT?", env=env)
     assert answer.returncode == 0, answer.stderr
     reply = json.loads(answer.stdout)

@@ -77,7 +77,8 @@ def test_retrieval_mode_setting():
 
 def test_lexical_rows_follow_every_commit(store, embedder, tmp_path):
     def fts_rows():
-        return store._current.query("SELECT count(*) FROM chunks_fts")[0][0]
+        with store.reading() as version:
+            return version.query("SELECT count(*) FROM chunks_fts")[0][0]
 
     assert fts_rows() == store.count()
     leave = [d for d in store.documents() if d["source"] == "leave.md"][0]

@@ -11,7 +11,7 @@ import threading
 
 import streamlit as st
 
-from rag.events import Done, Error, Hits, Notice, Status, Token
+from rag import Done, Error, Hits, Notice, Status, Token
 
 from .text import md_escape, safe_markdown, safe_stream
 
@@ -144,7 +144,7 @@ def _answer(engine, messages: list[dict], question: str) -> None:
 def _reply(engine, question: str, history: list[dict], record: dict, turn: int) -> None:
     with st.chat_message("assistant"):
         stream = _run(engine, question, history, False, record, f"stop-{turn}-a")
-        if stream.done and stream.done.retrieval_only and engine.model.state == "loading":
+        if stream.done and stream.done.retrieval_only and engine.model_loading():
             st.caption("The model is still loading — its answer follows here when it is ready.")
             st.divider()
             _run(engine, question, history, True, record, f"stop-{turn}-b")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag.errors import IngestError, RagError
-from rag.uploads import display_name, save_upload
+from rag import RagError
 
 from . import chat
 from .text import md_escape
@@ -29,47 +28,25 @@ def render(engine) -> None:
 
 
 def _ingest(engine, files) -> list[tuple[str, str]]:
-    """Store and index uploads; returns (kind, message) notes. A bad file never stops the others."""
-    notes, paths, names = [], [], {}
-    limit = engine.settings.max_upload_mb * 1024 * 1024
-    for upload in files:
-        try:
-            path = save_upload(upload.getvalue(), upload.name, engine.uploads_dir, limit)
-        except IngestError as exc:
-            notes.append(("warn", md_escape(str(exc))))
-            continue
-        paths.append(path)
-        names[str(path)] = display_name(upload.name)
-    if not paths:
-        return notes
+    """Store and index uploads through the engine; returns (kind, Markdown) notes."""
     bar = st.progress(0.0, text="Loading the embedder…")
 
     def progress(done: int, total: int, name: str) -> None:
         bar.progress(done / total, text=f"Indexing {md_escape(name)} ({done + 1}/{total})" if name else "Committing…")
 
-    try:
-        report = engine.ingest(paths, progress, names)
-    except RagError as exc:
-        return notes + [("warn", md_escape(str(exc)))]
-    for result in report.results:
-        label = md_escape(names.get(result.path, result.path))
-        if result.status in ("added", "replaced"):
-            plural = "" if result.chunks == 1 else "s"
-            notes.append(("ok", f"{label}: {result.chunks} passage{plural} indexed"))
-            continue
-        engine.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
-        notes.append(("warn", md_escape(result.message) if result.status == "error" else f"{label}: already indexed"))
-    return notes
+    notes = engine.add_uploads([(upload.name, upload.getvalue()) for upload in files], progress)
+    bar.empty()
+    return [("ok" if note.ok else "warn", md_escape(note.text)) for note in notes]
 
 
 @st.fragment(run_every=3.0)
 def _document_list(engine) -> None:
-    store = engine.index.peek()
-    if store is None:
-        st.caption("Loading the index…" if engine.index.state != "failed" else md_escape(str(engine.index.error)))
+    listing = engine.documents()
+    if not listing.ready:
+        st.caption(md_escape(listing.problem) if listing.problem else "Loading the index…")
         return
-    docs = store.documents()
-    st.caption(f"{len(docs)} document(s), {store.count()} passages · index {store.version}")
+    docs = listing.documents
+    st.caption(f"{len(docs)} document(s), {listing.chunks} passages · index {listing.version}")
     for doc in docs:
         name_col, button_col = st.columns([5, 1])
         name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages")
@@ -81,7 +58,11 @@ def _document_list(engine) -> None:
 
 def _reindex(engine) -> None:
     with st.spinner("Re-indexing every document…"):
-        report = engine.reindex()
+        try:
+            report = engine.reindex()
+        except RagError as exc:
+            st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
+            st.rerun()
     st.session_state["ingest_notes"] = [("ok", f"Re-indexed: {report.chunks_added} passages")] + [
         ("warn", md_escape(r.message)) for r in report.errors]
     st.rerun()

@@ -7,12 +7,9 @@ import threading
 
 import streamlit as st
 
-from rag.config import PROJECT_ROOT, Settings
-from rag.engine import Engine
-from rag.errors import RagError
+from rag import SAMPLE_GUIDE, Engine, RagError, Settings
 
 log = logging.getLogger(__name__)
-SAMPLE_DOCS = PROJECT_ROOT / "docs" / "user-guide.md"  # the bundled guide only, not the other docs
 EMBEDDER_DELAY_S = 2.0
 
 
@@ -33,15 +30,14 @@ def start_loading(engine: Engine) -> None:
         if engine in _started:
             return
         _started.add(engine)
-    engine.index.start_if_idle()
-    engine.model.start_if_idle()
+    engine.start(("index", "model"))
     timer = threading.Timer(EMBEDDER_DELAY_S, _load_embedder_and_sample, args=(engine,))
     timer.daemon = True
     timer.start()
 
 
 def _load_embedder_and_sample(engine: Engine) -> None:
-    engine.embedder.start_if_idle()
+    engine.start(("embedder",))
     _offer_sample(engine)
 
 
@@ -51,7 +47,7 @@ _started: set = set()
 
 def _offer_sample(engine: Engine) -> None:
     try:
-        engine.ingest_sample_if_new(SAMPLE_DOCS)
+        engine.ingest_sample_if_new(SAMPLE_GUIDE)
     except RagError as exc:
         log.warning("the bundled sample was not indexed: %s", exc)
 

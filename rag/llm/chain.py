@@ -1,102 +1,65 @@
 """The backend chain at run time: the local model and the model servers, in the order they are tried.
 
-`Backends` answers the engine's questions about the chain without generating anything: may anyone
-answer now (`unavailable`), give me this endpoint's model if it can answer (`get`), what identifies
-the chain's answers in the cache (`fingerprint`), and how is each doing (`status`).
+`Chain` is the only place that knows there are two kinds of backend: it builds one `Backend`
+(base.py) per entry of the configured chain. Everything else asks it, never a backend's kind: may
+anyone answer now (`unavailable`), which backends to try (`backends`), what identifies the chain's
+answers in the cache (`fingerprint`), and how each is doing (`status`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 
-from ..errors import RagError
-from ..lazy import Lazy
-from .endpoints import Endpoint
+from ..config import Settings
+from .base import Backend, BackendStatus, ChatModel
+from .local import LocalBackend
 from .remote import RemoteLLM
 
 
-class Backends:
-    def __init__(self, settings, model: Lazy, model_fingerprint: Callable[[], str]):
-        self.endpoints: tuple[Endpoint, ...] = settings.chain
-        self.remotes = {e: RemoteLLM(e, settings) for e in self.endpoints if e.kind == "openai"}
-        self.model = model  # the local LocalLLM, loaded lazily
-        self._model_fingerprint = model_fingerprint
+class Chain:
+    def __init__(self, settings: Settings):
+        self.local: LocalBackend | None = None  # the chain's local entry, if it has one
+        self.backends: list[Backend] = []
+        for endpoint in settings.chain:
+            if endpoint.kind == "local":
+                self.local = LocalBackend(settings)
+                self.backends.append(self.local)
+            else:
+                self.backends.append(RemoteLLM(endpoint, settings))
 
     @property
-    def local_first(self) -> bool:
-        return self.endpoints[0].kind == "local"
-
-    @property
-    def has_local(self) -> bool:
-        return any(e.kind == "local" for e in self.endpoints)
-
-    def _named(self, endpoint: Endpoint, reason: str) -> str:
-        return reason if len(self.endpoints) == 1 else f"{endpoint.name}: {reason}"
+    def first(self) -> Backend:
+        return self.backends[0]
 
     def fingerprint(self) -> str:
-        """What cached answers depend on besides the question: the local model file and/or the
-        servers. "none" while the chain is only a local model that is not there (nothing cached)."""
-        if self.endpoints == (Endpoint("local"),):
-            return self._model_fingerprint()
-        parts = [self._model_fingerprint() if e.kind == "local" else self.remotes[e].fingerprint()
-                 for e in self.endpoints]
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        """What cached answers depend on besides the question: the model file and/or the servers.
+        "none" while the chain is only a local model that is not there (nothing is cached)."""
+        if len(self.backends) == 1:
+            return self.first.fingerprint()
+        return hashlib.sha256("|".join(b.fingerprint() for b in self.backends).encode()).hexdigest()[:16]
+
+    def _named(self, backend: Backend, reason: str) -> str:
+        return reason if len(self.backends) == 1 or not reason else f"{backend.name}: {reason}"
 
     def unavailable(self, wait: bool) -> str:
         """"" if some backend may answer now, else why none can. No network calls."""
         reasons = []
-        for e in self.endpoints:
-            if e.kind == "local":
-                if self.model.ready or (wait and self.model.state != "failed"):
-                    return ""
-                reason = str(self.model.error) if self.model.state == "failed" else "the model is still loading"
-            else:
-                remote = self.remotes[e]
-                if remote.breaker.remaining_s() == 0:
-                    return ""
-                reason = f"circuit breaker open ({remote.health.last_error})"
-            reasons.append(self._named(e, reason))
+        for backend in self.backends:
+            reason = backend.unavailable(wait)
+            if not reason:
+                return ""
+            reasons.append(self._named(backend, reason))
         return "; ".join(reasons)
 
-    def get(self, endpoint: Endpoint, wait: bool):
-        """(LocalLLM or RemoteLLM, "") if `endpoint` may answer now, else (None, why not). A server
-        whose breaker is due is probed here; a local fallback starts loading when first asked for."""
-        if endpoint.kind == "openai":
-            remote = self.remotes[endpoint]
-            ok, why = remote.available()
-            return (remote, "") if ok else (None, f"{endpoint.name}: {why}")
-        self.model.start_if_idle()
-        model, why = self.local_model(wait)
-        return model, "" if model else self._named(endpoint, why)
+    def acquire(self, backend: Backend, wait: bool) -> tuple[ChatModel | None, str]:
+        """`backend`'s model if it can answer now, else (None, why not, naming the backend)."""
+        model, why = backend.acquire(wait)
+        return model, self._named(backend, why)
 
-    def local_model(self, wait: bool):
-        if wait and self.model.state != "failed":
-            try:
-                return self.model.get(), ""
-            except RagError as exc:
-                return None, str(exc)
-        if self.model.ready:
-            return self.model.peek(), ""
-        if self.model.state == "failed":
-            return None, str(self.model.error)
-        return None, "the model is still loading"
+    def may_answer_after(self, backend: Backend) -> bool:
+        """Whether a backend after `backend` could still be tried (its breaker lets requests through)."""
+        later = self.backends[self.backends.index(backend) + 1:]
+        return any(not b.unavailable(wait=True) for b in later)
 
-    def may_answer_after(self, index: int) -> bool:
-        """Whether a backend after position `index` of the chain could still be tried."""
-        return any(e.kind == "local" or self.remotes[e].breaker.remaining_s() == 0 for e in self.endpoints[index + 1:])
-
-    def status(self) -> list[dict]:
-        out = []
-        for e in self.endpoints:
-            if e.kind == "local":
-                out.append({"name": "local", "kind": "local", "state": self.model.state,
-                            "error": str(self.model.error) if self.model.error else None})
-                continue
-            remote = self.remotes[e]
-            out.append({"name": e.name, "kind": "openai", "model": remote.model or None, "n_ctx": remote.known_ctx,
-                        "n_ctx_source": remote.ctx_source,
-                        "breaker": remote.breaker.state, "consecutive_failures": remote.breaker.failures,
-                        "probe_in_s": round(remote.breaker.remaining_s(), 1),
-                        "breaker_opened": remote.breaker.opened_count, **remote.health.snapshot()})
-        return out
+    def status(self) -> list[BackendStatus]:
+        return [b.status() for b in self.backends]

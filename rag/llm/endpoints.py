@@ -10,14 +10,17 @@ Example: LLM_BACKEND=openai LLM_BASE_URL=http://gpu-a:8000/v1 FALLBACKS=openai:h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError
 
+BackendKind = Literal["local", "openai"]
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    kind: str  # local | openai
+    kind: BackendKind
     url: str = ""  # API base URL, e.g. http://localhost:11434/v1 (no trailing slash)
     model: str = ""  # model name for this server only; "" = LLM_MODEL, or the server's first model
 

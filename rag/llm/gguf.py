@@ -188,7 +188,8 @@ def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) ->
         raise ModelError(f"{path} has architecture {arch!r}, which this llama.cpp does not know: "
                          "use a supported model (llama, qwen2, mistral, gemma, phi3 ...) or upgrade llama-cpp-python")
     n_layer = int(meta.get(f"{arch}.block_count", 0))
-    layer_bytes, other, kinds, end, embd = [0] * n_layer, 0, Counter(), data_start, 0
+    layer_bytes, other, end, embd = [0] * n_layer, 0, data_start, 0
+    kinds: Counter[str] = Counter()
     for name, dims, ggml_type, offset in tensors:
         nbytes, kind = _tensor_bytes(path, dims, ggml_type)
         kinds[kind] += nbytes

@@ -1,10 +1,12 @@
-"""The local LLM: llama-cpp-python on a memory-mapped GGUF, one context, one lock.
+"""The local model: one owner (`LocalBackend`) and the llama.cpp runner it loads (`LocalLLM`).
 
+`LocalBackend` is the chain's `local` entry: it owns the GGUF path, its metadata, the memory plan,
+the crash probe, the lazily loaded `LocalLLM`, the cache fingerprint, availability and status.
 `LocalLLM` loads the model with the planner's parameters, renders chats with the GGUF's own
 template (llama-cpp-python's sandboxed Jinja2 formatter, kept sandboxed), counts tokens and
 streams text pieces. Generation stops on EOS, stop strings, cancellation (checked between tokens)
-or the deadline. `TicketLock` serialises callers first-come first-served and tells each its place
-in the queue, so concurrent askers wait instead of crashing the shared context. No
+or the deadline. Its `TicketLock` serialises callers first-come first-served and tells each its
+place in the queue, so concurrent askers wait instead of crashing the shared context. No
 LlamaRAMCache/LlamaDiskCache: llama-cpp-python's own longest-prefix reuse keeps the system prompt's
 KV between questions.
 """
@@ -12,17 +14,24 @@ KV between questions.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from .. import llama_build
-from ..errors import ModelError
+from .. import failpoints, llama_build
+from ..config import Settings
+from ..errors import ModelError, RagError
+from ..lazy import Lazy
+from ..status import ModelStatus
+from . import planner, probe
+from .base import BackendStatus, GenerationStats
+from .endpoints import BackendKind
+from .gguf import GGUFMeta, read_meta
 from .planner import Plan
+from .ticket import TicketLock
 
 log = logging.getLogger(__name__)
 # the load-time test render: a multi-turn chat, as templates that fail only past one message show
@@ -50,78 +59,9 @@ def _template_problem(exc: Exception) -> str:
             "ChatML template instead: answers may be worse, use a GGUF from a trusted source or another model")
 
 
-class TicketLock:
-    """A FIFO lock that reports each waiter's position (0 = its turn). A ticket abandoned while
-    waiting (a closed browser tab) is skipped when its turn comes, so nobody waits for it."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
-        self._abandoned: set[int] = set()
-
-    def take(self) -> int:
-        with self._cond:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            return ticket
-
-    def position(self, ticket: int) -> int:
-        return max(0, ticket - self._serving)
-
-    @property
-    def waiting(self) -> int:
-        """Callers holding or waiting for the lock."""
-        return self._next_ticket - self._serving - len(self._abandoned)
-
-    def release(self, ticket: int) -> None:
-        with self._cond:
-            if self._serving != ticket:
-                self._abandoned.add(ticket)
-                return
-            self._serving += 1
-            while self._serving in self._abandoned:
-                self._abandoned.discard(self._serving)
-                self._serving += 1
-            self._cond.notify_all()
-
-    @contextmanager
-    def hold_reporting(self, ticket: int, poll: float = 0.25):
-        """Yield an iterator of queue positions that ends when it is `ticket`'s turn; exhaust it,
-        then the block holds the lock. The ticket is released (or abandoned) on exit."""
-
-        def positions():
-            last = None
-            while self.position(ticket) > 0:  # reported at once, then whenever it changes
-                position = self.position(ticket)
-                if position != last:
-                    last = position
-                    yield position
-                with self._cond:
-                    self._cond.wait_for(lambda: self._serving == ticket, poll)
-
-        try:
-            yield positions()
-        finally:
-            self.release(ticket)
-
-
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    reused_tokens: int = 0  # prompt tokens whose KV was already in the context (prefix reuse)
-    completion_tokens: int = 0
-    first_token_s: float | None = None
-    generate_s: float = 0.0
-    finish_reason: str = ""  # stop | length | cancelled | timeout
-
-    @property
-    def tokens_per_s(self) -> float:
-        decode = self.generate_s - (self.first_token_s or 0.0)
-        return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0
-
-
 class LocalLLM:
+    name = "local"
+
     def __init__(self, path: Path, plan: Plan, chat_template: str | None):
         llama_build.load_backends()
         from jinja2.exceptions import TemplateError
@@ -154,7 +94,7 @@ class LocalLLM:
         def build(source: str):
             formatter = Jinja2ChatFormatter(source, eos_token=text(self.llama.token_eos()),
                                             bos_token=text(self.llama.token_bos()))
-            formatter(messages=TEST_CHAT)  # fail now, not mid-chat
+            formatter(messages=TEST_CHAT)  # type: ignore[arg-type]  # fail now, not mid-chat
             return formatter
 
         try:
@@ -198,6 +138,10 @@ class LocalLLM:
     def count_chat(self, messages: list[dict]) -> int:
         return len(self.tokenize_chat(messages)[0])
 
+    def queue(self):
+        """Wait for the one context: yields places ahead until it is this caller's turn."""
+        return self.lock.hold_reporting(self.lock.take())
+
     def _reused(self, tokens: list[int]) -> int:
         """Length of the prefix of `tokens` already evaluated in the context."""
         cached = self.llama.input_ids[: self.llama.n_tokens]
@@ -216,7 +160,7 @@ class LocalLLM:
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
                cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
-        """Yield text pieces; the caller must hold `self.lock`. `stats` is filled in as it goes.
+        """Yield text pieces; the caller must be inside `queue()`. `stats` is filled in as it goes.
 
         Drives Llama.generate() token by token with an incremental UTF-8 decoder: linear in the
         answer length (create_completion's streaming re-detokenizes the whole answer per token)."""
@@ -267,3 +211,86 @@ class LocalLLM:
         finally:
             generator.close()
             stats.generate_s = time.perf_counter() - began
+
+
+class LocalBackend:
+    """The chain's `local` entry: llama.cpp in this process on MODEL_PATH, loaded on first need."""
+
+    name = "local"
+    kind: BackendKind = "local"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.path = settings.model_path
+        self.meta: GGUFMeta | None = None  # set by the loader, before the plan
+        self.plan: Plan | None = None
+        self.model: Lazy[LocalLLM] = Lazy("model", self._load)
+
+    def _load(self) -> LocalLLM:
+        failpoints.hit("model.load")
+        if self.path is None:
+            raise ModelError("no GGUF in models/: place one or set MODEL_PATH; answering from your documents "
+                             "only until then")
+        meta = read_meta(self.path)
+        plan = planner.plan(meta, self.settings, planner.probe())
+        self.meta, self.plan = meta, plan
+        for warning in plan.warnings:
+            log.warning("%s", warning)
+        # loaded and run once in a child first: a crash there (bad file, CPU kernel) spares the server
+        probe.probe(self.path, self.fingerprint(), self.settings.cache_dir, plan.llama_kwargs())
+        return LocalLLM(self.path, plan, meta.chat_template)
+
+    def fingerprint(self) -> str:
+        """The model file's identity for the cache: name, size and mtime. "none" without a file."""
+        if self.path is None or not self.path.exists():
+            return "none"
+        st = self.path.stat()
+        return hashlib.sha256(f"{self.path.name}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+    def start(self) -> None:
+        self.model.start_if_idle()
+
+    @property
+    def loading(self) -> bool:
+        return self.model.state == "loading"
+
+    def will_load(self, wait: bool) -> bool:
+        return wait and not self.model.ready and self.model.state != "failed"
+
+    def unavailable(self, wait: bool) -> str:
+        if self.model.ready or (wait and self.model.state != "failed"):
+            return ""
+        return str(self.model.error) if self.model.state == "failed" else "the model is still loading"
+
+    def acquire(self, wait: bool) -> tuple[LocalLLM | None, str]:
+        self.model.start_if_idle()  # a fallback loads when first asked for
+        if wait and self.model.state != "failed":
+            try:
+                return self.model.get(), ""
+            except RagError as exc:
+                return None, str(exc)
+        if self.model.ready:
+            return self.model.peek(), ""
+        return None, self.unavailable(False)
+
+    def refresh(self, timeout: float) -> None:
+        """Wait up to `timeout` s for the model to load (a failure stays in the status)."""
+        try:
+            self.model.get(timeout=timeout)
+        except (RagError, TimeoutError):
+            pass
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(self.name, self.kind, self.model.state,
+                             str(self.model.error) if self.model.error else None)
+
+    def details(self) -> ModelStatus:
+        """The file, its plan and the build, for the panel and `rag status`."""
+        llm, meta = self.model.peek(), self.meta
+        return ModelStatus(path=str(self.path) if self.path else None,
+                           file_bytes=meta.file_size if meta else None,
+                           architecture=meta.architecture if meta else None,
+                           quantization=meta.quantization if meta else None,
+                           n_ctx=llm.n_ctx if llm else None, queue=llm.lock.waiting if llm else 0,
+                           template_problem=(llm.template_fallback or None) if llm else None,
+                           plan=self.plan, llama_build=llama_build.describe())

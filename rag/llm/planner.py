@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -243,10 +244,14 @@ def _fit_gpu(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnin
         f"{layers} of {all_layers} layers fit in {budget_note}; the rest run on the CPU")
 
 
-SAFE, WARNING, CRITICAL, EMERGENCY = "SAFE", "WARNING", "CRITICAL", "EMERGENCY"
+Pressure = Literal["SAFE", "WARNING", "CRITICAL", "EMERGENCY"]
+SAFE: Pressure = "SAFE"
+WARNING: Pressure = "WARNING"
+CRITICAL: Pressure = "CRITICAL"
+EMERGENCY: Pressure = "EMERGENCY"
 
 
-def pressure(reading: Reading) -> tuple[str, float]:
+def pressure(reading: Reading) -> tuple[Pressure, float]:
     """Grade the fullest of RAM and each GPU: <80% SAFE, <90% WARNING, <95% CRITICAL, else EMERGENCY."""
     used = [1 - reading.ram_available / reading.ram_total] if reading.ram_total else [0.0]
     used += [g.used / g.total for g in reading.gpus if g.total]

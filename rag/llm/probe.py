@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 from .. import failpoints, llama_build
-from ..config import child_env
 from ..errors import ModelError
 
 TIMEOUT_S = 600.0
@@ -76,8 +75,7 @@ def probe(path: Path, fingerprint: str, cache_dir: Path, llama_kwargs: dict | No
         return
     cmd = [sys.executable, "-X", "faulthandler", "-m", "rag.llm.probe", str(path), json.dumps(kwargs)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s,
-                              env=child_env())
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise ModelError(f"{path.name}: loading and running it took longer than {timeout_s:.0f} s in a test "
                          "run; check the file and the disk, or use a smaller model") from None

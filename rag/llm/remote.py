@@ -1,6 +1,6 @@
 """An OpenAI-compatible chat server as a backend: Ollama, LM Studio, llama.cpp's server, vLLM.
 
-`RemoteLLM` has the local model's interface (`n_ctx`, `count_chat`, `stream`) on the `openai` SDK,
+`RemoteLLM` is both a chain `Backend` and its own `ChatModel` (base.py) on the `openai` SDK,
 with its own policy instead of the SDK's retries: connect/read timeouts per request, a total budget
 for getting the first token, retries with full-jitter exponential backoff on connection errors, 5xx
 and 429 (Retry-After honoured), never on another 4xx or a timeout (a stalled server is left for the
@@ -18,9 +18,15 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from ..errors import BackendDown, StreamBroken
-from .endpoints import Endpoint
+from .base import BackendStatus, GenerationStats, RemoteHealth
+from .endpoints import BackendKind, Endpoint
+
+if TYPE_CHECKING:
+    import openai
 from .health import PROBE, SKIP, Breaker, Health
 
 PER_MESSAGE = 8  # tokens for a message's role markers in common chat templates, rounded up
@@ -54,6 +60,8 @@ def backoff_s(attempt: int, retry_after: float = 0.0) -> float:
 
 
 class RemoteLLM:
+    kind: BackendKind = "openai"
+
     def __init__(self, endpoint: Endpoint, settings):
         self.endpoint, self.settings = endpoint, settings
         self.name = endpoint.name
@@ -63,10 +71,15 @@ class RemoteLLM:
         self.model = endpoint.model or settings.llm_model  # "" until the server names its first model
         self.breaker = Breaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_s)
         self.health = Health()
-        self._client = None
+        self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
         self._count_route: str | None = None  # tokenizer endpoint that worked, "" = none (estimate)
         self._counts: OrderedDict[str, int] = OrderedDict()
+
+    @property
+    def token_counter(self) -> str:
+        """How prompt tokens are counted: the server's tokenizer route, "estimate", or "" before the first count."""
+        return "" if self._count_route is None else self._count_route or "estimate"
 
     def fingerprint(self) -> str:
         """What identifies this backend's answers in the cache: server and configured model."""
@@ -130,18 +143,44 @@ class RemoteLLM:
         self.health.error(failure.kind, failure.args[0], reachable=failure.kind.startswith("http_"))
 
     # ---- availability ------------------------------------------------------------------------
-    def available(self) -> tuple[bool, str]:
-        """(True, "") if a request may go to this server now, else (False, why it is skipped)."""
+    def start(self) -> None:
+        """Nothing to load: the client is made on first use."""
+
+    def will_load(self, wait: bool) -> bool:
+        return False
+
+    def unavailable(self, wait: bool) -> str:
+        if self.breaker.remaining_s() == 0:
+            return ""
+        return f"circuit breaker open ({self.health.last_error})"
+
+    def acquire(self, wait: bool) -> tuple[RemoteLLM | None, str]:
+        """(self, "") if a request may go to this server now, else (None, why it is skipped)."""
         decision = self.breaker.check()
         if decision == SKIP:
-            return False, (f"skipped: circuit breaker open after {self.breaker.failures} failures, probed again in "
-                           f"{self.breaker.remaining_s():.0f} s (last error: {self.health.last_error})")
+            return None, (f"skipped: circuit breaker open after {self.breaker.failures} failures, "
+                          f"probed again in {self.breaker.remaining_s():.0f} s (last error: {self.health.last_error})")
         if decision == PROBE:
             ok, message = self.ping()
             self.breaker.probed(ok)
             if not ok:
-                return False, f"skipped: probe failed ({message}); breaker stays open"
-        return True, ""
+                return None, f"skipped: probe failed ({message}); breaker stays open"
+        return self, ""
+
+    def refresh(self, timeout: float) -> None:
+        self.ping()  # reachability now, not just what this process has seen
+
+    def queue(self):
+        """A server queues requests itself: no waiting here."""
+        return nullcontext(iter(()))
+
+    def status(self) -> BackendStatus:
+        b = self.breaker
+        health = RemoteHealth(model=self.model or None, n_ctx=self.known_ctx, n_ctx_source=self.ctx_source,
+                              breaker=b.state, consecutive_failures=b.failures, probe_in_s=round(b.remaining_s(), 1),
+                              breaker_opened=b.opened_count, token_counter=self.token_counter,
+                              **self.health.snapshot())
+        return BackendStatus(self.name, self.kind, b.state, health.last_error or None, health)
 
     def ping(self) -> tuple[bool, str]:
         """GET /models with a short timeout: (reachable, "" or the error). Recorded in health."""
@@ -235,7 +274,7 @@ class RemoteLLM:
         return estimate_tokens(text)
 
     # ---- streaming ---------------------------------------------------------------------------
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats,
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
                cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
         """Yield text pieces as the server sends them; fills `stats` like LocalLLM.stream."""
         began = time.perf_counter()

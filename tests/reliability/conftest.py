@@ -10,5 +10,5 @@ def engine(settings, embedder, tiny_model, corpus):
     """An engine on the tiny GGUF (greedy, short answers) with the test corpus indexed."""
     eng = Engine(replace(settings, model_path=tiny_model, temperature=0.0, max_tokens=16), embedder=embedder)
     assert not eng.ingest([corpus[0]]).errors
-    eng.model.get(timeout=60)
+    eng.chain.local.model.get(timeout=60)
     return eng

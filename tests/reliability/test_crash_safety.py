@@ -68,14 +68,14 @@ def run_until_killed(root: Path, case_dir: Path, op: str, point: str, new_files:
 
 
 def check_consistent(store: IndexStore) -> None:
-    version = store._current
-    rows = version.query("SELECT id FROM chunks")
-    assert version.faiss.ntotal == len(rows) == store.count() > 0
-    assert version.query("SELECT count(*) FROM chunks_fts")[0][0] == len(rows)  # the lexical leg too
-    for (chunk_id,) in rows:
-        vector = version.faiss.reconstruct(chunk_id)
-        top = store.search(np.asarray(vector, dtype=np.float32), 1)[0]
-        assert np.isclose(top.score, 1.0, atol=1e-4)  # itself (or an identical chunk), never a dangling id
+    with store.reading() as version:
+        rows = version.query("SELECT id FROM chunks")
+        assert version.faiss.ntotal == len(rows) == store.count() > 0
+        assert version.query("SELECT count(*) FROM chunks_fts")[0][0] == len(rows)  # the lexical leg too
+        for (chunk_id,) in rows:
+            vector = version.faiss.reconstruct(chunk_id)
+            top = store.search(np.asarray(vector, dtype=np.float32), 1)[0]
+            assert np.isclose(top.score, 1.0, atol=1e-4)  # itself (or an identical chunk), never a dangling id
 
 
 def test_kill_minus_nine_at_every_point(base, tmp_path):

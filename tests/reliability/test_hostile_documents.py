@@ -48,7 +48,8 @@ def test_batch_of_hostile_files(hostile, embedder, tmp_path):
             assert result.status == "error" and words in result.message and name in result.message, result
         else:
             assert result.status == "added", result
-    texts = " ".join(row[0] for row in store._current.query("SELECT text FROM chunks"))
+    with store.reading() as version:
+        texts = " ".join(row[0] for row in version.query("SELECT text FROM chunks"))
     for token in ("HTMLWORD", "TEXTWORD", "GOODWORD"):
         assert token in texts
     assert "\x00" not in texts and "alert" not in texts and "steal" not in texts

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from rag.config import PROJECT_ROOT, child_env
+from rag.config import PROJECT_ROOT
 from rag.index import IndexStore
 
 from ..conftest import run_cli
@@ -21,7 +21,7 @@ from ..test_index import DIM, doc
 
 def python(code: str, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=PROJECT_ROOT,
-                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
 def test_opening_the_index_leaves_a_commit_in_progress_alone(tmp_path):

@@ -25,7 +25,7 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
     built = []
     real_init = llm.LocalLLM.__init__
     monkeypatch.setattr(llm.LocalLLM, "__init__", lambda self, *a, **k: (built.append(1), real_init(self, *a, **k)))
-    model = engine.model.get()
+    model = engine.chain.local.model.get()
     stop_at = time.monotonic() + SECONDS
     answered, errors, queued = Counter(), [], []
     ingested = threading.Event()
@@ -75,7 +75,7 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
     assert answered["all"] >= ASKERS * 2 and not answered["empty"]
     assert answered["cached"] and answered["generated"]
     assert queued and max(queued) >= 2  # others were told their place in the queue
-    assert built == [] and engine.model.get() is model  # built once, before the load began
+    assert built == [] and engine.chain.local.model.get() is model  # built once, before the load began
     warm = rss[len(rss) // 10:]
     growth = (max(warm[-4:]) - min(warm[:4])) / min(warm[:4])
     print(f"\n{SECONDS:.0f} s, {ASKERS} askers: {answered['all']} answers ({answered['cached']} cached, "

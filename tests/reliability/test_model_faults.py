@@ -79,18 +79,19 @@ def test_llama_cpp_crash_while_loading_spares_the_server(indexed, tiny_model, mo
     done = answer(engine)
     assert done.retrieval_only and "COPPERLANTERN" in done.answer
     assert "llama.cpp crashed while loading it (SIGKILL" in done.reason
-    assert engine.model.state == "failed"
+    assert engine.chain.local.model.state == "failed"
 
 
 def test_a_file_that_passed_is_not_probed_again(indexed, tiny_model, settings, monkeypatch):
     engine = indexed(tiny_model)
     assert answer(engine).completion_tokens > 0
     record = json.loads((settings.cache_dir / RECORD).read_text())
-    assert list(record) == [str(tiny_model)] and record[str(tiny_model)].startswith(engine.model_fingerprint() + ":")
+    fingerprint = engine.chain.local.fingerprint()
+    assert list(record) == [str(tiny_model)] and record[str(tiny_model)].startswith(fingerprint + ":")
     monkeypatch.setenv("AI_CHAT_FAILPOINT", "probe.load=kill")  # a probe now would fail: none runs
     again = indexed(tiny_model)
-    again.model.get(timeout=60)
-    assert again.model.state == "ready"
+    again.chain.local.model.get(timeout=60)
+    assert again.chain.local.model.state == "ready"
 
 
 @pytest.mark.parametrize("signal_name, meaning", [
@@ -106,17 +107,16 @@ def test_cpu_kernel_crash_while_running_spares_the_server(signal_name, meaning, 
     done = answer(engine)
     assert done.retrieval_only and "COPPERLANTERN" in done.answer
     assert f"llama.cpp crashed running this model on this CPU ({signal_name}: {meaning}" in done.reason
-    assert "make install" in done.reason and engine.model.state == "failed"
+    assert "make install" in done.reason and engine.chain.local.model.state == "failed"
 
 
 def test_the_probe_evaluates_a_prompt_and_decodes(tiny_model):
     import subprocess
     import sys
 
-    from rag.config import child_env
 
     out = subprocess.run([sys.executable, "-m", "rag.llm.probe", str(tiny_model)], capture_output=True,
-                         text=True, env=child_env(), timeout=120)
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     match = re.search(r"probe: ok \((\d+) prompt tokens, (\d+) decoded\)", out.stdout)
     assert match and int(match.group(1)) == 64 and int(match.group(2)) == 4, out.stdout

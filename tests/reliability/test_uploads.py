@@ -1,7 +1,6 @@
-import errno
-
 import pytest
 
+from rag import failpoints
 from rag.errors import IngestError
 from rag.uploads import display_name, save_upload
 
@@ -40,15 +39,8 @@ def test_size_cap_and_type_are_checked(tmp_path):
 
 
 def test_full_disk_is_a_clean_error(tmp_path, monkeypatch):
-    import builtins
-
-    real_open = builtins.open
-
-    def full_disk_open(path, mode="r", *args, **kwargs):
-        if "w" in mode and str(path).startswith(str(tmp_path)):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", full_disk_open)
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", "upload.write=enospc")
+    failpoints.reset()
     with pytest.raises(IngestError, match="disk holding .* is full"):
         save_upload(b"data", "notes.txt", tmp_path / "uploads", 2**20)
+    assert list((tmp_path / "uploads").iterdir()) == []  # no half-written file left behind

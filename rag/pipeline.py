@@ -1,0 +1,197 @@
+"""One question's way through the engine: cache, retrieval, then the backend chain with failover.
+
+`Question` carries everything a question accumulates (history, hits, the cache scope, timings,
+what failed, the partial text a broken backend left); `Pipeline.run(q)` yields its events
+(events.py). Each step is a method of one or two arguments, so failover and generation read as
+what they do. The Engine builds a Pipeline over its parts; this module never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+from . import prompt, retrieve
+from .cache import AnswerCache, depends_on_history, scope_key
+from .config import Settings
+from .embeddings import Embedder
+from .errors import BackendDown, StreamBroken
+from .events import Done, Hits, Notice, Status, Token
+from .index import Hit, IndexStore, committed_version
+from .lazy import Lazy
+from .llm.base import Backend, ChatModel, GenerationStats
+from .llm.chain import Chain
+from .prompt import Passage
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+MARGIN_TOKENS = 16  # slack between the prompt + answer and n_ctx
+
+
+@dataclass
+class Question:
+    text: str
+    history: list[dict]
+    cancel: threading.Event | None = None
+    wait: bool = False  # wait for a loading model instead of answering retrieval-only
+    began: float = field(default_factory=time.perf_counter)
+    context: list[dict] = field(default_factory=list)  # the history the answer may depend on
+    scope: str = ""  # cache scope: index version, chain fingerprint, parameters, context
+    vector: np.ndarray | None = None
+    hits: list[Hit] = field(default_factory=list)
+    retrieval_ms: float = 0.0
+    failures: list[str] = field(default_factory=list)  # one line per backend that did not answer
+    streamed: list[str] = field(default_factory=list)  # the current backend's text so far
+    partial: str = ""  # text a backend streamed before it broke
+    partial_backend: str = ""
+    answered: bool = False
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.began) * 1000
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, chain: Chain, cache: AnswerCache, index: Lazy[IndexStore],
+                 embedder: Lazy[Embedder], gen_params: Callable[[], dict]):
+        self.settings, self.chain, self.cache = settings, chain, cache
+        self.index, self.embedder, self.gen_params = index, embedder, gen_params
+
+    def run(self, q: Question) -> Iterator:
+        yield Status("retrieving")
+        fingerprint = self.chain.fingerprint()
+        version = committed_version(self.settings.index_dir) or "v000000"
+        q.context = q.history if depends_on_history(q.text) else []
+        # a generated answer is valid for the same model file, index version and parameters, so it
+        # is served before waiting for the model, the embedder or FAISS to load
+        if fingerprint != "none" and (hit := self.cache.lookup_exact(
+                q.text, scope_key(version, fingerprint, self.gen_params(), q.context))):
+            yield from self.cached(q, hit)
+            return
+        self.chain.first.start()  # load in parallel while the index opens
+        self.embedder.start_if_idle()
+        store = self.index.get()
+        q.scope = scope_key(store.version, fingerprint, self.gen_params(), q.context)
+        reason = self.chain.unavailable(q.wait)
+        if not self.embedder.ready:
+            yield Status("loading", "embedder")
+        embedder = self.embedder.get()
+        store.check_embedder(embedder.id, embedder.dim)
+        t0 = time.perf_counter()
+        q.vector = embedder.embed_batch([q.text])[0]
+        if not reason and (hit := self.cache.lookup_semantic(q.text, q.scope, q.vector)):
+            yield from self.cached(q, hit)
+            return
+        self.retrieve(q, embedder, store)
+        q.retrieval_ms = (time.perf_counter() - t0) * 1000
+        if reason:
+            yield from self.retrieval_only(q, reason)
+            return
+        self.cache.count("miss")
+        yield from self.failover(q)
+
+    def retrieve(self, q: Question, embedder: Embedder, store: IndexStore) -> None:
+        # a follow-up ("and who checks it?") is searched together with the question it follows
+        query_vector = embedder.embed_batch([search_query(q.text, q.history)])[0] if q.context else q.vector
+        earlier = " ".join(m["content"] for m in q.context if m["role"] == "user")
+        q.hits = retrieve.search(embedder, store, q.text, self.settings.top_k, vector=query_vector,
+                                 mode=self.settings.retrieval_mode, context=earlier)
+
+    def retrieval_only(self, q: Question, reason: str) -> Iterator:
+        passages = retrieve.numbered(q.hits[:3])
+        answer = retrieve.retrieval_only_answer(passages, reason)
+        yield Hits(passages)
+        yield Token(answer)
+        yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=q.retrieval_ms, total_ms=q.elapsed_ms)
+
+    def cached(self, q: Question, hit) -> Iterator:
+        self.cache.count(hit.kind)
+        yield Hits([Passage(**p) for p in hit.hits])
+        yield Token(hit.answer)
+        turn = [{"role": "user", "content": q.text, "passages": hit.hits},
+                {"role": "assistant", "content": hit.answer}]
+        yield Done(hit.answer, cache=hit.kind, total_ms=q.elapsed_ms, turn=turn, backend=hit.backend)
+
+    def failover(self, q: Question) -> Iterator:
+        """Try the chain in order; a failure before the first token moves on quietly, one after it
+        leaves the partial text on screen with a Notice and moves on. Nothing partial is cached."""
+        for backend in self.chain.backends:
+            yield from self.attempt(q, backend)
+            if q.answered or (q.cancel is not None and q.cancel.is_set()):
+                break
+        if q.answered:
+            return
+        if q.partial:
+            yield Done(q.partial.strip(), reason="; ".join(q.failures), finish_reason="error",
+                       backend=q.partial_backend, retrieval_ms=q.retrieval_ms, total_ms=q.elapsed_ms,
+                       extra={"failures": q.failures})
+            return
+        yield from self.retrieval_only(q, "no backend answered: " + "; ".join(q.failures))
+
+    def attempt(self, q: Question, backend: Backend) -> Iterator:
+        """One backend's try: `q.answered`, or one more line in `q.failures`."""
+        if backend.will_load(q.wait):
+            yield Status("loading", "model")
+        model, why = self.chain.acquire(backend, q.wait)
+        if model is None:
+            q.failures.append(why)
+            return
+        if q.failures:
+            yield Status("failover", f"{q.failures[-1]} — trying {backend.name}")
+        q.streamed = []
+        try:
+            yield from self.generate(q, model)
+            q.answered = True
+        except BackendDown as exc:
+            q.failures.append(str(exc))
+            log.warning("%s", exc)
+        except StreamBroken as exc:
+            q.failures.append(str(exc))
+            log.warning("%s", exc)
+            q.partial, q.partial_backend = "".join(q.streamed), backend.name
+            more = self.chain.may_answer_after(backend)
+            yield Notice(f"{exc}. The text above is incomplete and is not kept"
+                         + ("; answering again with the next backend." if more else "."))
+
+    def generate(self, q: Question, model: ChatModel) -> Iterator:
+        """Stream `model`'s answer; `q.streamed` keeps what arrived in case the stream breaks."""
+        s = self.settings
+        max_tokens = min(s.max_tokens, model.n_ctx // 2)
+        built = prompt.build(q.text, q.history, q.hits, model.count_chat, model.n_ctx - max_tokens - MARGIN_TOKENS)
+        yield Hits(built.citations)
+        stats = GenerationStats()
+        with model.queue() as waiting:
+            for position in waiting:
+                yield Status("queued", position=position)
+            yield Status("generating", model.name)
+            deadline = time.monotonic() + s.gen_timeout_s
+            for piece in model.stream(built.messages, max_tokens, s.temperature, stats, q.cancel, deadline):
+                q.streamed.append(piece)
+                yield Token(piece)
+        raw = "".join(q.streamed)
+        answer = raw.strip()
+        complete = stats.finish_reason in ("stop", "length")
+        if complete and answer:
+            self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
+        reason = {"cancelled": "stopped by the user",
+                  "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s"}.get(stats.finish_reason, "")
+        yield Done(answer, reason=reason, finish_reason=stats.finish_reason, retrieval_ms=q.retrieval_ms,
+                   first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
+                   tokens_per_s=stats.tokens_per_s, prompt_tokens=stats.prompt_tokens,
+                   reused_tokens=stats.reused_tokens, completion_tokens=stats.completion_tokens,
+                   total_ms=q.elapsed_ms, backend=model.name,
+                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns,
+                          "failures": list(q.failures)},
+                   turn=prompt.turn_record(built, q.text, raw) if complete else [])
+
+
+def search_query(question: str, history: list[dict]) -> str:
+    """The text searched for a follow-up question: the previous question, then this one."""
+    previous = [m["content"] for m in history if m["role"] == "user"][-1:]
+    return " ".join(previous + [question])
