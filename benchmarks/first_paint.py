@@ -28,8 +28,16 @@ from rag.config import PROJECT_ROOT
 from rag.modelgen import PRESETS, write_model
 
 CHAT_INPUT = '[data-testid="stChatInput"] textarea'
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BAR = 1.2
 SETTLE_S = 25.0
 KINDS = ("cold", "loading", "warm")
@@ -63,9 +71,13 @@ def paint(browser, url: str, deadline_s: float = 120) -> float:
 def measure(browser, script: str, env: dict) -> dict[str, float]:
     port = free_port()
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=PROJECT_ROOT, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         paint(browser, url)
@@ -96,8 +108,12 @@ def main() -> int:
             order = ["app", "bare"] if r % 2 == 0 else ["bare", "app"]
             for name in order:
                 data = work / f"round{r}-{name}"
-                env = {"MODEL_PATH": str(model), "INDEX_DIR": str(data / "index"),
-                       "CACHE_DIR": str(data / "cache"), "DATA_DIR": str(data / "data")}
+                env = {
+                    "MODEL_PATH": str(model),
+                    "INDEX_DIR": str(data / "index"),
+                    "CACHE_DIR": str(data / "cache"),
+                    "DATA_DIR": str(data / "data"),
+                }
                 script = "app.py" if name == "app" else "benchmarks/bare_app.py"
                 got = measure(browser, script, env)
                 for kind in KINDS:
@@ -110,8 +126,10 @@ def main() -> int:
     print()
     for kind in KINDS:
         bar = f" (bar <= {BAR})" if kind == "cold" else ""
-        print(f"median {kind:7} first paint: app {med['app'][kind]:.2f} s, bare {med['bare'][kind]:.2f} s, "
-              f"ratio {ratios[kind]:.2f}{bar}")
+        print(
+            f"median {kind:7} first paint: app {med['app'][kind]:.2f} s, bare {med['bare'][kind]:.2f} s, "
+            f"ratio {ratios[kind]:.2f}{bar}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"times": times, "median": med, "ratios": ratios}, indent=1))
     return 0 if ratios["cold"] <= BAR else 1

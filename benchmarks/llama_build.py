@@ -38,8 +38,14 @@ def child(model: str, threads: int) -> dict:
     llama_build.load_backends()
     from llama_cpp import Llama
 
-    llm = Llama(model_path=model, n_ctx=PROMPT_TOKENS + DECODE_TOKENS + 8, n_batch=PROMPT_TOKENS,
-                n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm = Llama(
+        model_path=model,
+        n_ctx=PROMPT_TOKENS + DECODE_TOKENS + 8,
+        n_batch=PROMPT_TOKENS,
+        n_threads=threads,
+        n_threads_batch=threads,
+        verbose=False,
+    )
     prompt = [(i * 7919) % (llm.n_vocab() - 10) + 5 for i in range(PROMPT_TOKENS)]
     began = time.perf_counter()
     llm.eval(prompt)
@@ -50,15 +56,24 @@ def child(model: str, threads: int) -> dict:
     decode_s = time.perf_counter() - began
     info = llama_build.describe()
     llm.close()
-    return {"pp_tps": PROMPT_TOKENS / pp_s, "decode_tps": DECODE_TOKENS / decode_s,
-            "mode": info["mode"], "cpu_variant": info["cpu_variant"]}
+    return {
+        "pp_tps": PROMPT_TOKENS / pp_s,
+        "decode_tps": DECODE_TOKENS / decode_s,
+        "mode": info["mode"],
+        "cpu_variant": info["cpu_variant"],
+    }
 
 
 def run_child(path: str, model: Path, threads: int) -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    out = subprocess.run([sys.executable, "-m", "benchmarks.llama_build", "--child", str(model), "--threads",
-                          str(threads)], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.llama_build", "--child", str(model), "--threads", str(threads)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
     if out.returncode != 0:
         raise SystemExit(f"build {path or '(this venv)'} failed (exit {out.returncode}): {out.stderr[-800:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -85,14 +100,18 @@ def main() -> None:
             order = list(builds.items()) if r % 2 == 0 else list(reversed(builds.items()))
             for name, path in order:
                 got[name].append(run_child(path, model, args.threads))
-    print(f"model: generated {args.preset} shape ({model.name}), {args.threads} threads, "
-          f"{args.rounds} rounds, medians; prompt {PROMPT_TOKENS} tokens, decode {DECODE_TOKENS} tokens")
+    print(
+        f"model: generated {args.preset} shape ({model.name}), {args.threads} threads, "
+        f"{args.rounds} rounds, medians; prompt {PROMPT_TOKENS} tokens, decode {DECODE_TOKENS} tokens"
+    )
     summary = {}
     for name, runs in got.items():
         summary[name] = {k: statistics.median(r[k] for r in runs) for k in ("pp_tps", "decode_tps")}
         summary[name].update(mode=runs[0]["mode"], cpu_variant=runs[0]["cpu_variant"])
-        print(f"  {name:10s} build {summary[name]['mode']:10s} CPU code {summary[name]['cpu_variant'] or '?':12s} "
-              f"prompt {summary[name]['pp_tps']:7.1f} tok/s   decode {summary[name]['decode_tps']:6.1f} tok/s")
+        print(
+            f"  {name:10s} build {summary[name]['mode']:10s} CPU code {summary[name]['cpu_variant'] or '?':12s} "
+            f"prompt {summary[name]['pp_tps']:7.1f} tok/s   decode {summary[name]['decode_tps']:6.1f} tok/s"
+        )
     first, ref = next(iter(summary)), list(summary)[-1]
     if first != ref:
         for k, label in (("pp_tps", "prompt processing"), ("decode_tps", "decode")):
@@ -100,8 +119,9 @@ def main() -> None:
             print(f"  {label}: {first} / {ref} = {ratio:.3f} ({'within' if ratio >= 0.95 else 'OUTSIDE'} 5%)")
     out = PROJECT_ROOT / "bench-results" / "llama-build.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"preset": args.preset, "rounds": args.rounds, "threads": args.threads,
-                               "builds": summary}, indent=1))
+    out.write_text(
+        json.dumps({"preset": args.preset, "rounds": args.rounds, "threads": args.threads, "builds": summary}, indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -45,15 +45,25 @@ def langchain(corpus: Path, question: str) -> dict:
 
     settings = Settings.from_env()
     plan = memory.plan(read_meta(settings.model_path), settings, memory.probe())
-    llm = LlamaCpp(model_path=str(settings.model_path), n_ctx=plan["n_ctx"], n_batch=plan["n_batch"],
-                   n_threads=plan["n_threads"], n_gpu_layers=plan["n_gpu_layers"], max_tokens=settings.max_tokens,
-                   temperature=settings.temperature, streaming=True, verbose=False)
-    embeddings = HuggingFaceEmbeddings(model_name=str(find_model_dir(settings.embed_model)),
-                                       encode_kwargs={"normalize_embeddings": True})
+    llm = LlamaCpp(
+        model_path=str(settings.model_path),
+        n_ctx=plan["n_ctx"],
+        n_batch=plan["n_batch"],
+        n_threads=plan["n_threads"],
+        n_gpu_layers=plan["n_gpu_layers"],
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        streaming=True,
+        verbose=False,
+    )
+    embeddings = HuggingFaceEmbeddings(
+        model_name=str(find_model_dir(settings.embed_model)), encode_kwargs={"normalize_embeddings": True}
+    )
     began = time.perf_counter()
     # the same chunk size and overlap as ours, counted in the embedder's own tokens
     splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-        embeddings._client.tokenizer, chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+        embeddings._client.tokenizer, chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap
+    )
     docs = [Document(page_content=p.read_text(), metadata={"source": p.name}) for p in sorted(corpus.glob("*.md"))]
     store = FAISS.from_documents(splitter.split_documents(docs), embeddings)
     ingest_s = time.perf_counter() - began

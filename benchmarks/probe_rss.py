@@ -30,10 +30,18 @@ def main() -> None:
     done = [e for e in engine.ask(sys.argv[2], wait_for_model=True) if isinstance(e, Done)][-1]
     model = engine.status().model
     plan = model.plan
-    print(json.dumps({"peak_rss": peak_rss(),
-                      "file_bytes": model.file_bytes, "kv_bytes": plan.kv_bytes,
-                      "compute_bytes": plan.compute_bytes, "use_mmap": plan["use_mmap"],
-                      "completion_tokens": done.completion_tokens}))
+    print(
+        json.dumps(
+            {
+                "peak_rss": peak_rss(),
+                "file_bytes": model.file_bytes,
+                "kv_bytes": plan.kv_bytes,
+                "compute_bytes": plan.compute_bytes,
+                "use_mmap": plan["use_mmap"],
+                "completion_tokens": done.completion_tokens,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

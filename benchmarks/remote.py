@@ -33,9 +33,17 @@ QUESTION = "How do I add documents?"
 
 
 def engine_for(work: Path, name: str, embedder, **env) -> Engine:
-    environ = {"INDEX_DIR": str(work / "index"), "CACHE_DIR": str(work / f"cache-{name}"),
-               "MODELS_DIR": str(work / "empty"), "MAX_TOKENS": "8", "TEMPERATURE": "0", "LLM_CTX": "4096",
-               "SEMANTIC_CACHE": "0", "LLM_BACKEND": "openai", **env}
+    environ = {
+        "INDEX_DIR": str(work / "index"),
+        "CACHE_DIR": str(work / f"cache-{name}"),
+        "MODELS_DIR": str(work / "empty"),
+        "MAX_TOKENS": "8",
+        "TEMPERATURE": "0",
+        "LLM_CTX": "4096",
+        "SEMANTIC_CACHE": "0",
+        "LLM_BACKEND": "openai",
+        **env,
+    }
     return Engine(Settings.from_env(environ), embedder=embedder)
 
 
@@ -89,12 +97,32 @@ def run(rounds: int, preset: str) -> dict:
         remote.stream = lambda messages, *a, **k: (sent.append(messages), stream(messages, *a, **k))[1]
         ask(alone)  # warm: model name, tokenizer route, counted texts, the server's prompt cache
         messages = sent[-1]
-        refused = engine_for(work, "refused", embedder, LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
-                             FALLBACKS=f"openai:{live.url}", LLM_BREAKER_FAILURES="100")
-        stuck = engine_for(work, "stalled", embedder, LLM_BASE_URL=stalled.url, FALLBACKS=f"openai:{live.url}",
-                           LLM_READ_TIMEOUT_S="1", LLM_BREAKER_FAILURES="100")
-        skipped = engine_for(work, "skipped", embedder, LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
-                             FALLBACKS=f"openai:{live.url}", LLM_BREAKER_FAILURES="1", LLM_BREAKER_COOLDOWN_S="3600")
+        refused = engine_for(
+            work,
+            "refused",
+            embedder,
+            LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+            FALLBACKS=f"openai:{live.url}",
+            LLM_BREAKER_FAILURES="100",
+        )
+        stuck = engine_for(
+            work,
+            "stalled",
+            embedder,
+            LLM_BASE_URL=stalled.url,
+            FALLBACKS=f"openai:{live.url}",
+            LLM_READ_TIMEOUT_S="1",
+            LLM_BREAKER_FAILURES="100",
+        )
+        skipped = engine_for(
+            work,
+            "skipped",
+            embedder,
+            LLM_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+            FALLBACKS=f"openai:{live.url}",
+            LLM_BREAKER_FAILURES="1",
+            LLM_BREAKER_COOLDOWN_S="3600",
+        )
         for engine in (refused, stuck, skipped):
             ask(engine)  # warm, and opens `skipped`'s breaker
         r = {k: [] for k in ("bare", "backend", "e2e", "refused", "stalled", "skipped")}
@@ -115,13 +143,20 @@ def run(rounds: int, preset: str) -> dict:
         stalled.stop()
     base = statistics.median(r["e2e"])
     return {
-        "preset": preset, "rounds": rounds, "prompt_tokens": alone.chain.first.count_chat(messages),
-        "first_token_ms": {"bare_client": median_ms(r["bare"]), "ai_chat_backend": median_ms(r["backend"]),
-                           "ratio": round(statistics.median(r["backend"]) / statistics.median(r["bare"]), 2),
-                           "ai_chat_end_to_end": median_ms(r["e2e"])},
-        "failover_extra_ms": {"refused_port_3_attempts": round((statistics.median(r["refused"]) - base) * 1000, 1),
-                              "stalled_read_timeout_1s": round((statistics.median(r["stalled"]) - base) * 1000, 1),
-                              "breaker_open_skip": round((statistics.median(r["skipped"]) - base) * 1000, 1)},
+        "preset": preset,
+        "rounds": rounds,
+        "prompt_tokens": alone.chain.first.count_chat(messages),
+        "first_token_ms": {
+            "bare_client": median_ms(r["bare"]),
+            "ai_chat_backend": median_ms(r["backend"]),
+            "ratio": round(statistics.median(r["backend"]) / statistics.median(r["bare"]), 2),
+            "ai_chat_end_to_end": median_ms(r["e2e"]),
+        },
+        "failover_extra_ms": {
+            "refused_port_3_attempts": round((statistics.median(r["refused"]) - base) * 1000, 1),
+            "stalled_read_timeout_1s": round((statistics.median(r["stalled"]) - base) * 1000, 1),
+            "breaker_open_skip": round((statistics.median(r["skipped"]) - base) * 1000, 1),
+        },
     }
 
 

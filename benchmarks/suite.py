@@ -30,10 +30,17 @@ FOLLOW_UP = "What is it labelled?"  # drills into the first answer's passage
 DRIFTING_FOLLOW_UP = "And who checks it?"  # pulls in new passages, which must be evaluated
 
 MiB = 2**20
-BARS = {"load_ratio": ("<=", 1.1), "decode_ratio": (">=", 0.95), "second_turn_uncached": ("<=", 0.30),
-        "cache_exact_p95_ms": ("<=", 50), "cache_semantic_p95_ms": ("<=", 50),
-        "retrieval_p50_ms_100k": ("<=", 30), "hybrid_p50_ms_10k": ("<=", 30), "rss_overhead_mb": ("<=", 600),
-        "rss_overhead_mb_nommap": ("<=", 600)}
+BARS = {
+    "load_ratio": ("<=", 1.1),
+    "decode_ratio": (">=", 0.95),
+    "second_turn_uncached": ("<=", 0.30),
+    "cache_exact_p95_ms": ("<=", 50),
+    "cache_semantic_p95_ms": ("<=", 50),
+    "retrieval_p50_ms_100k": ("<=", 30),
+    "hybrid_p50_ms_10k": ("<=", 30),
+    "rss_overhead_mb": ("<=", 600),
+    "rss_overhead_mb_nommap": ("<=", 600),
+}
 
 
 def median(xs):
@@ -56,24 +63,40 @@ class Bench:
         self.results: dict = {"quick": quick, "machine": machine()}
 
     def settings(self, model: Path | None, name: str, **env) -> Settings:
-        base = {"INDEX_DIR": str(self.work / name / "index"), "CACHE_DIR": str(self.work / name / "cache"),
-                "DATA_DIR": str(self.work / name / "data"), "MODELS_DIR": str(self.work / "no-models"),
-                "TEMPERATURE": "0", **env}
+        base = {
+            "INDEX_DIR": str(self.work / name / "index"),
+            "CACHE_DIR": str(self.work / name / "cache"),
+            "DATA_DIR": str(self.work / name / "data"),
+            "MODELS_DIR": str(self.work / "no-models"),
+            "TEMPERATURE": "0",
+            **env,
+        }
         if model:
             base["MODEL_PATH"] = str(model)
         return Settings.from_env(base)
 
     def env(self, model: Path, name: str, **env) -> dict:
         s = self.settings(model, name, **env)
-        return {**os.environ, "MODEL_PATH": str(model), "INDEX_DIR": str(s.index_dir), "CACHE_DIR": str(s.cache_dir),
-                "DATA_DIR": str(s.data_dir), "TEMPERATURE": "0", **env}
+        return {
+            **os.environ,
+            "MODEL_PATH": str(model),
+            "INDEX_DIR": str(s.index_dir),
+            "CACHE_DIR": str(s.cache_dir),
+            "DATA_DIR": str(s.data_dir),
+            "TEMPERATURE": "0",
+            **env,
+        }
 
 
 def machine() -> dict:
     import psutil
 
-    return {"cores": psutil.cpu_count(logical=False), "threads": psutil.cpu_count(),
-            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "gpu": memory.probe_gpus()[1] or "yes"}
+    return {
+        "cores": psutil.cpu_count(logical=False),
+        "threads": psutil.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": memory.probe_gpus()[1] or "yes",
+    }
 
 
 def bench_load(b: Bench, model: Path) -> dict:
@@ -86,7 +109,7 @@ def bench_load(b: Bench, model: Path) -> dict:
     kwargs = memory.plan(read_meta(model), settings, memory.probe()).llama_kwargs()
     engine_s, bare_s = [], []
     for r in range(b.rounds + 1):  # the first round warms the page cache and is dropped
-        for which in (("engine", "bare") if r % 2 else ("bare", "engine")):
+        for which in ("engine", "bare") if r % 2 else ("bare", "engine"):
             gc.collect()
             began = time.perf_counter()
             if which == "engine":
@@ -106,8 +129,12 @@ def bench_load(b: Bench, model: Path) -> dict:
     began = time.perf_counter()
     probe(model, Engine(settings, start=False).chain.local.fingerprint(), b.work / f"probe-{model.stem}", kwargs)
     probe_s = time.perf_counter() - began
-    return {"engine_s": median(engine_s), "bare_s": median(bare_s), "load_ratio": median(engine_s) / median(bare_s),
-            "probe_s": probe_s}
+    return {
+        "engine_s": median(engine_s),
+        "bare_s": median(bare_s),
+        "load_ratio": median(engine_s) / median(bare_s),
+        "probe_s": probe_s,
+    }
 
 
 def bandwidth_gbs() -> float:
@@ -133,10 +160,10 @@ def bench_generation(b: Bench, model: Path, corpus: Path, embedder) -> dict:
     engine.ingest([corpus])
     llm = engine.chain.local.model.get()
     first = [e for e in engine.ask(QUESTION, wait_for_model=True) if isinstance(e, Done)][-1]
-    second = [e for e in engine.ask(FOLLOW_UP, history=first.turn, wait_for_model=True)
-              if isinstance(e, Done)][-1]
-    drifting = [e for e in engine.ask(DRIFTING_FOLLOW_UP, history=first.turn, wait_for_model=True)
-                if isinstance(e, Done)][-1]
+    second = [e for e in engine.ask(FOLLOW_UP, history=first.turn, wait_for_model=True) if isinstance(e, Done)][-1]
+    drifting = [
+        e for e in engine.ask(DRIFTING_FOLLOW_UP, history=first.turn, wait_for_model=True) if isinstance(e, Done)
+    ][-1]
     prompt_ids = list(llm._last_sequence[1][: second.prompt_tokens])
     ours, bare = [], []
     for r in range(b.rounds):
@@ -149,13 +176,18 @@ def bench_generation(b: Bench, model: Path, corpus: Path, embedder) -> dict:
     uncached1 = first.prompt_tokens - first.reused_tokens
     uncached2 = second.prompt_tokens - second.reused_tokens
     return {
-        "decode_tps_engine": median(ours), "decode_tps_bare": median(bare),
+        "decode_tps_engine": median(ours),
+        "decode_tps_bare": median(bare),
         "decode_ratio": median(ours) / median(bare),
-        "roofline_fraction": per_token * median(ours) / (bw * 1e9), "copy_bandwidth_gbs": bw,
-        "first_prompt_tokens": first.prompt_tokens, "first_ttft_ms": first.first_token_ms,
+        "roofline_fraction": per_token * median(ours) / (bw * 1e9),
+        "copy_bandwidth_gbs": bw,
+        "first_prompt_tokens": first.prompt_tokens,
+        "first_ttft_ms": first.first_token_ms,
         "prompt_tps": uncached1 / (first.first_token_ms / 1000),
-        "second_prompt_tokens": second.prompt_tokens, "second_uncached_tokens": uncached2,
-        "second_ttft_ms": second.first_token_ms, "second_turn_uncached": uncached2 / uncached1,
+        "second_prompt_tokens": second.prompt_tokens,
+        "second_uncached_tokens": uncached2,
+        "second_ttft_ms": second.first_token_ms,
+        "second_turn_uncached": uncached2 / uncached1,
         "drifting_turn_uncached": (drifting.prompt_tokens - drifting.reused_tokens) / uncached1,
     }
 
@@ -164,9 +196,19 @@ def bare_decode(llm, prompt_ids: list[int], n_tokens: int) -> float:
     """Decode tok/s of create_completion: (n - 1) tokens over the time from the first to the last."""
     bare = llm.llama
     bare.reset()
-    stamps = [time.perf_counter() for _ in bare.create_completion(
-        prompt_ids, max_tokens=n_tokens, stream=True, temperature=0.0, top_k=40, top_p=0.95, min_p=0.05,
-        repeat_penalty=1.1)]
+    stamps = [
+        time.perf_counter()
+        for _ in bare.create_completion(
+            prompt_ids,
+            max_tokens=n_tokens,
+            stream=True,
+            temperature=0.0,
+            top_k=40,
+            top_p=0.95,
+            min_p=0.05,
+            repeat_penalty=1.1,
+        )
+    ]
     return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
 
 
@@ -205,14 +247,17 @@ def bench_retrieval(b: Bench, corpus: Path, embedder) -> dict:
     # synthetic rows (search cost depends on the count, not the meaning): 40 words each from a 3,000-word
     # vocabulary that includes the question's words, so BM25 has long posting lists to merge
     vocab = np.array(QUESTION.lower().rstrip("?").split() + [f"w{i}" for i in range(3000)])
-    for size in ((10_000,) if b.quick else (10_000, 100_000)):
+    for size in (10_000,) if b.quick else (10_000, 100_000):
         while have < size:
             n = min(10_000, size - have)
             vectors = rng.normal(size=(n, embedder.dim)).astype(np.float32)
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             chunks = [Chunk(" ".join(rng.choice(vocab, 40)), 1, 0, 10, i) for i in range(n)]
-            store.commit([NewDocument(f"doc{have}", f"synthetic-{have}.md", f"/x/{have}", chunks, vectors)],
-                         embedder_id=embedder.id, dim=embedder.dim)
+            store.commit(
+                [NewDocument(f"doc{have}", f"synthetic-{have}.md", f"/x/{have}", chunks, vectors)],
+                embedder_id=embedder.id,
+                dim=embedder.dim,
+            )
             have += n
         for mode, key in (("dense", "retrieval"), ("hybrid", "hybrid")):
             times = []
@@ -226,8 +271,13 @@ def bench_retrieval(b: Bench, corpus: Path, embedder) -> dict:
     began = time.perf_counter()
     report = ingest([corpus], timed, IndexStore(b.work / "ingest"), 200, 40)
     took = time.perf_counter() - began
-    out.update({"ingest_chunks": report.chunks_added, "ingest_chunks_per_s": report.chunks_added / took,
-                "ingest_embedding_share": timed.seconds / took})
+    out.update(
+        {
+            "ingest_chunks": report.chunks_added,
+            "ingest_chunks_per_s": report.chunks_added / took,
+            "ingest_embedding_share": timed.seconds / took,
+        }
+    )
     return out
 
 
@@ -253,8 +303,9 @@ class TimedEmbedder:
 
 
 def child(args: list[str], env: dict) -> dict:
-    proc = subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     if proc.returncode:
         raise RuntimeError(f"{args[:2]} failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -265,13 +316,21 @@ def bench_rss(b: Bench, model: Path, corpus: Path) -> dict:
     USE_MMAP=0 N_UBATCH=128; plus the embedder alone, to show what the overhead is made of."""
     out = {}
     for tag, env in (("", {}), ("_nommap", {"USE_MMAP": "0", "N_UBATCH": "128"})):
-        got = child(["-m", "benchmarks.probe_rss", str(corpus), QUESTION],
-                    b.env(model, f"rss{tag}-{model.stem}", MAX_TOKENS="8", **env))
+        got = child(
+            ["-m", "benchmarks.probe_rss", str(corpus), QUESTION],
+            b.env(model, f"rss{tag}-{model.stem}", MAX_TOKENS="8", **env),
+        )
         expected = got["file_bytes"] + got["kv_bytes"]
-        out.update({f"rss_peak_mb{tag}": got["peak_rss"] / MiB, f"rss_model_plus_kv_mb{tag}": expected / MiB,
-                    f"rss_overhead_mb{tag}": (got["peak_rss"] - expected) / MiB})
-    out["rss_embedder_alone_mb"] = child(["-m", "benchmarks.probe_rss", "--embedder-only"], dict(os.environ))[
-        "peak_rss"] / MiB
+        out.update(
+            {
+                f"rss_peak_mb{tag}": got["peak_rss"] / MiB,
+                f"rss_model_plus_kv_mb{tag}": expected / MiB,
+                f"rss_overhead_mb{tag}": (got["peak_rss"] - expected) / MiB,
+            }
+        )
+    out["rss_embedder_alone_mb"] = (
+        child(["-m", "benchmarks.probe_rss", "--embedder-only"], dict(os.environ))["peak_rss"] / MiB
+    )
     return out
 
 
@@ -279,8 +338,10 @@ def bench_peer(b: Bench, model: Path, corpus: Path) -> dict:
     """7. Our pipeline vs LangChain's on the same files, model, embedder, k and chunking."""
     out = {}
     for which in ("ours", "langchain"):
-        got = child(["-m", "benchmarks.peer", which, str(corpus), QUESTION],
-                    b.env(model, f"peer-{which}-{model.stem}", MAX_TOKENS="8", TOP_K="3" if b.quick else "5"))
+        got = child(
+            ["-m", "benchmarks.peer", which, str(corpus), QUESTION],
+            b.env(model, f"peer-{which}-{model.stem}", MAX_TOKENS="8", TOP_K="3" if b.quick else "5"),
+        )
         for key, value in got.items():
             out[f"peer_{which}_{key}"] = value
     for key in ("ingest_s", "ttft_s", "peak_rss"):
@@ -302,10 +363,12 @@ def run(quick: bool, out_dir: Path, presets: list[str] | None = None) -> dict:
         model = write_model(work / f"{preset}.gguf", PRESETS[preset])
         log(f"[{preset}] model {model.stat().st_size / MiB:.0f} MiB")
         figures = {}
-        for name, step, args in (("load", bench_load, (b, model)),
-                                 ("generation", bench_generation, (b, model, corpus, embedder)),
-                                 ("rss", bench_rss, (b, model, corpus)),
-                                 ("peer", bench_peer, (b, model, corpus))):
+        for name, step, args in (
+            ("load", bench_load, (b, model)),
+            ("generation", bench_generation, (b, model, corpus, embedder)),
+            ("rss", bench_rss, (b, model, corpus)),
+            ("peer", bench_peer, (b, model, corpus)),
+        ):
             t0 = time.perf_counter()
             figures.update(step(*args))
             log(f"[{preset}] {name} done in {time.perf_counter() - t0:.0f} s")

@@ -12,12 +12,39 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "Engine": "engine", "Settings": "config", "PROJECT_ROOT": "config", "SAMPLE_GUIDE": "config", "RagError": "errors",
-    "Done": "events", "Error": "events", "Hits": "events", "Notice": "events", "Status": "events", "Token": "events",
-    "EngineStatus": "status", "DocumentList": "status", "UploadNote": "status", "BackendStatus": "llm.base",
+    "Engine": "engine",
+    "Settings": "config",
+    "PROJECT_ROOT": "config",
+    "SAMPLE_GUIDE": "config",
+    "RagError": "errors",
+    "Done": "events",
+    "Error": "events",
+    "Hits": "events",
+    "Notice": "events",
+    "Status": "events",
+    "Token": "events",
+    "EngineStatus": "status",
+    "DocumentList": "status",
+    "UploadNote": "status",
+    "BackendStatus": "llm.base",
 }
-__all__ = ["PROJECT_ROOT", "SAMPLE_GUIDE", "BackendStatus", "DocumentList", "Done", "Engine", "EngineStatus", "Error",
-           "Hits", "Notice", "RagError", "Settings", "Status", "Token", "UploadNote"]
+__all__ = [
+    "PROJECT_ROOT",
+    "SAMPLE_GUIDE",
+    "BackendStatus",
+    "DocumentList",
+    "Done",
+    "Engine",
+    "EngineStatus",
+    "Error",
+    "Hits",
+    "Notice",
+    "RagError",
+    "Settings",
+    "Status",
+    "Token",
+    "UploadNote",
+]
 
 if TYPE_CHECKING:
     from .config import PROJECT_ROOT, SAMPLE_GUIDE, Settings

@@ -72,10 +72,26 @@ def cmd_ask(args, engine=None) -> int:
     if done is None:  # the stream ended without an answer (it always yields Done or Error)
         return 1
     if args.json:
-        print(json.dumps({**done.as_dict(), "sources": [
-            {"n": p.n, "source": p.source, "page": p.page, "score": round(p.score, 4),
-             "found_by": p.found_by, "text": p.text}
-            for p in hits]}, ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                {
+                    **done.as_dict(),
+                    "sources": [
+                        {
+                            "n": p.n,
+                            "source": p.source,
+                            "page": p.page,
+                            "score": round(p.score, 4),
+                            "found_by": p.found_by,
+                            "text": p.text,
+                        }
+                        for p in hits
+                    ],
+                },
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return 0
     print()
     if hits:
@@ -84,9 +100,12 @@ def cmd_ask(args, engine=None) -> int:
             print("  " + _source_line(p))
     kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
     kind += f" · by {done.backend}" if done.backend else ""
-    print(f"\n{kind} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
-          + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")
-          + (f" · {done.reason}" if done.reason and not done.retrieval_only else ""), file=sys.stderr)
+    print(
+        f"\n{kind} · retrieval {done.retrieval_ms:.0f} ms · total {done.total_ms:.0f} ms"
+        + (f" · {done.tokens_per_s:.1f} tok/s · {done.prompt_tokens} prompt tokens" if done.prompt_tokens else "")
+        + (f" · {done.reason}" if done.reason and not done.retrieval_only else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -103,21 +122,29 @@ def cmd_status(args) -> int:
         print(f"{part.name:9} {part.state}{extra}" + (f": {part.error}" if part.error else ""))
     if status.model and (lb := status.model.llama_build):
         mismatch = f"; {lb['cpu_mismatch']}" if lb["cpu_mismatch"] else ""
-        print(f"llama.cpp {lb['mode']} build ({lb['key'] or 'not built by scripts/build_llama.py'}), "
-              f"CPU code: {lb['cpu_variant'] or 'not loaded'}{mismatch}")
+        print(
+            f"llama.cpp {lb['mode']} build ({lb['key'] or 'not built by scripts/build_llama.py'}), "
+            f"CPU code: {lb['cpu_variant'] or 'not loaded'}{mismatch}"
+        )
     for b in status.backends:
         if r := b.remote:
             state = {True: "reachable", False: "unreachable", None: "not contacted"}[r.reachable]
-            print(f"backend   {b.name}: {state}, breaker {r.breaker}"
-                  + (f" ({r.last_error})" if r.last_error and not r.reachable else ""))
+            print(
+                f"backend   {b.name}: {state}, breaker {r.breaker}"
+                + (f" ({r.last_error})" if r.last_error and not r.reachable else "")
+            )
     if i := status.index:
         print(f"index     {i.version}: {i.documents} documents, {i.chunks} chunks")
     c = status.cache
-    print(f"cache     {c.exact} exact + {c.semantic} semantic hits, {c.miss} misses, "
-          f"{c.entries} entries (hit rate {c.hit_rate:.0%})")
+    print(
+        f"cache     {c.exact} exact + {c.semantic} semantic hits, {c.miss} misses, "
+        f"{c.entries} entries (hit rate {c.hit_rate:.0%})"
+    )
     m = status.memory
-    print(f"memory    RAM {m.ram_available // MiB} MiB free of {m.ram_total // MiB} MiB, "
-          f"RSS {m.rss // MiB} MiB, pressure {m.pressure}; " + (m.gpu_note or f"{len(m.gpus)} GPU(s)"))
+    print(
+        f"memory    RAM {m.ram_available // MiB} MiB free of {m.ram_total // MiB} MiB, "
+        f"RSS {m.rss // MiB} MiB, pressure {m.pressure}; " + (m.gpu_note or f"{len(m.gpus)} GPU(s)")
+    )
     engine.close()
     return 0
 
@@ -132,11 +159,15 @@ def cmd_plan(args) -> int:
     meta = read_meta(settings.model_path)
     reading = planner.probe()
     plan = planner.plan(meta, settings, reading)
-    print(f"model    {meta.path} ({meta.file_size / MiB:.0f} MiB, {meta.architecture}, {meta.quantization}, "
-          f"{meta.n_layer} layers, {meta.n_head}/{meta.n_head_kv} heads, context {meta.context_length})")
+    print(
+        f"model    {meta.path} ({meta.file_size / MiB:.0f} MiB, {meta.architecture}, {meta.quantization}, "
+        f"{meta.n_layer} layers, {meta.n_head}/{meta.n_head_kv} heads, context {meta.context_length})"
+    )
     gpus = ", ".join(f"{g.name} {g.free // MiB}/{g.total // MiB} MiB free" for g in reading.gpus)
-    print(f"machine  {reading.physical_cores} cores, RAM {reading.ram_available // MiB}/{reading.ram_total // MiB} "
-          f"MiB free; {gpus or reading.gpu_note}")
+    print(
+        f"machine  {reading.physical_cores} cores, RAM {reading.ram_available // MiB}/{reading.ram_total // MiB} "
+        f"MiB free; {gpus or reading.gpu_note}"
+    )
     for name, choice in plan.choices.items():
         cost = f"  [{choice.bytes / MiB:.0f} MiB]" if choice.bytes else ""
         print(f"{name:16} {str(choice.value):>8}  {choice.reason}{cost}")
@@ -160,8 +191,17 @@ def cmd_cache(args) -> int:
         questions = [q.strip() for q in Path(args.file).read_text(encoding="utf-8").splitlines() if q.strip()]
         for question in questions:
             done = [e for e in engine.ask(question, wait_for_model=True) if isinstance(e, (Done, Error))][-1]
-            note = done.message if isinstance(done, Error) else (
-                "already cached" if done.cache else "retrieval only, not cached" if done.retrieval_only else "cached")
+            note = (
+                done.message
+                if isinstance(done, Error)
+                else (
+                    "already cached"
+                    if done.cache
+                    else "retrieval only, not cached"
+                    if done.retrieval_only
+                    else "cached"
+                )
+            )
             print(f"{note:28} {question}")
         return 0
     print(json.dumps(AnswerCache(settings.cache_dir).stats(), indent=1))
@@ -243,8 +283,13 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate, table
 
     settings = Settings.from_env()
-    result = evaluate(Path(args.qa), load_embedder(settings.embed_model), k=args.k,
-                      chunk_tokens=args.chunk_tokens or settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+    result = evaluate(
+        Path(args.qa),
+        load_embedder(settings.embed_model),
+        k=args.k,
+        chunk_tokens=args.chunk_tokens or settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+    )
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 
@@ -278,7 +323,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check", action="store_true", help="validate the environment and print the resolved values")
     s.set_defaults(func=cmd_config)
     sub.add_parser("demo", help="index the bundled guide and ask one question (what `make run` does)").set_defaults(
-        func=cmd_demo)
+        func=cmd_demo
+    )
     s = sub.add_parser("bench", help="speed and memory vs bare llama.cpp and a LangChain pipeline")
     s.add_argument("--quick", action="store_true", help="smoke run, under 3 minutes")
     s.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench.png")

@@ -39,8 +39,9 @@ SQLITE_CACHE_PAGES = 1024
 def _is_busy(exc: Exception) -> bool:
     """A lock held by another process (or diskcache's Timeout for it): not damage, nothing to rebuild."""
     text = str(exc).lower()
-    return type(exc).__name__ == "Timeout" or (isinstance(exc, sqlite3.OperationalError)
-                                               and ("locked" in text or "busy" in text))
+    return type(exc).__name__ == "Timeout" or (
+        isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+    )
 
 
 def normalize(question: str) -> str:
@@ -61,7 +62,8 @@ _FOLLOW_UP = re.compile(
     r"|\b(it|its|it's|this|that|these|those|they|them|their|he|she|him|her|one|ones|former|latter|above|"
     r"previous|earlier|first|second|third|last|same|more|else|again)\b"
     r"|(그거|그것|이거|이것|저거|저것|그럼|그러면|그리고|그건|그게|위의|앞의|첫\s?번째|두\s?번째|세\s?번째|마지막|다시|더)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def depends_on_history(question: str) -> bool:
@@ -145,8 +147,14 @@ class AnswerCache:
         def make():  # JSONDisk: values are JSON, never pickle, so a tampered cache cannot run code
             # timeout: seconds to wait for another process's lock; the cache is an optimisation, so a
             # locked database means "answer uncached", not "wait a minute" (diskcache's default)
-            return diskcache.Cache(str(self.directory), size_limit=512 * 1024 * 1024, disk=diskcache.JSONDisk,
-                                   timeout=LOCK_WAIT_S, sqlite_cache_size=SQLITE_CACHE_PAGES, sqlite_mmap_size=0)
+            return diskcache.Cache(
+                str(self.directory),
+                size_limit=512 * 1024 * 1024,
+                disk=diskcache.JSONDisk,
+                timeout=LOCK_WAIT_S,
+                sqlite_cache_size=SQLITE_CACHE_PAGES,
+                sqlite_mmap_size=0,
+            )
 
         try:
             return make()
@@ -157,8 +165,11 @@ class AnswerCache:
 
     def _log_broken(self, exc: Exception) -> None:
         if not self._broken_logged:
-            log.warning("answer cache at %s is unusable (%s); rebuilding it, answers are uncached meanwhile",
-                        self.directory, exc)
+            log.warning(
+                "answer cache at %s is unusable (%s); rebuilding it, answers are uncached meanwhile",
+                self.directory,
+                exc,
+            )
             self._broken_logged = True
 
     def _safely(self, action, default=None):
@@ -167,8 +178,11 @@ class AnswerCache:
         except Exception as exc:
             if _is_busy(exc):
                 if not self._busy_logged:
-                    log.warning("answer cache at %s is locked by another writer (%s); answering uncached "
-                                "until it is free", self.directory, exc)
+                    log.warning(
+                        "answer cache at %s is locked by another writer (%s); answering uncached until it is free",
+                        self.directory,
+                        exc,
+                    )
                     self._busy_logged = True
                 return default
             if not isinstance(exc, _ERRORS):
@@ -247,8 +261,7 @@ class AnswerCache:
         with self.db.transact():
             self.db.set(key, int(self.db.get(key, 0)) + 1)
 
-    def store(self, question: str, scope: str, answer: str, hits: list[dict], vector=None,
-              backend: str = "") -> None:
+    def store(self, question: str, scope: str, answer: str, hits: list[dict], vector=None, backend: str = "") -> None:
         import numpy as np
 
         if len(answer) > MAX_ANSWER_CHARS:
@@ -257,8 +270,7 @@ class AnswerCache:
         key = self._key(scope, question)
         slot: tuple[str, str, list[str]] | None = None  # key, packed vector, signature
         if self.semantic and vector is not None:
-            slot = (key, base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode(),
-                    signature(question))
+            slot = (key, base64.b64encode(np.asarray(vector, dtype=np.float32).tobytes()).decode(), signature(question))
 
         def write() -> int | None:
             with self.db.transact():

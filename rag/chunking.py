@@ -49,7 +49,7 @@ def _token_windows(embedder: Embedder, text: str, start: int, limit: int, overla
     step = max(1, limit - overlap)
     spans = []
     for first in range(0, len(offsets), step):
-        window = offsets[first:first + limit]
+        window = offsets[first : first + limit]
         spans.append((start + window[0][0], start + window[-1][1]))
         if first + limit >= len(offsets):
             break

@@ -106,8 +106,7 @@ def _text(name: str, raw: str) -> str:
 
 
 def _env(name: str, parse: Callable, default, shown: str, doc: str, secret: bool = False):
-    return field(default=default, repr=not secret,
-                 metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
+    return field(default=default, repr=not secret, metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -115,78 +114,184 @@ class Settings:
     """Every tunable of the app. Unset or 0 for the n_* values means: the memory optimizer chooses."""
 
     model_path: Path | None = _env(
-        "MODEL_PATH", _path, None, "the first `*.gguf` in `models/`",
-        "GGUF model file to load. Without one the app answers retrieval-only.")
-    models_dir: Path = _env("MODELS_DIR", _path, None, "`models/`",
-                            "Folder searched for a GGUF when MODEL_PATH is unset.")
-    n_ctx: int = _env("N_CTX", _int(0, 1_048_576), 0, "0 (auto)",
-                      "Context window in tokens; must not exceed the model's training context.")
+        "MODEL_PATH",
+        _path,
+        None,
+        "the first `*.gguf` in `models/`",
+        "GGUF model file to load. Without one the app answers retrieval-only.",
+    )
+    models_dir: Path = _env(
+        "MODELS_DIR", _path, None, "`models/`", "Folder searched for a GGUF when MODEL_PATH is unset."
+    )
+    n_ctx: int = _env(
+        "N_CTX",
+        _int(0, 1_048_576),
+        0,
+        "0 (auto)",
+        "Context window in tokens; must not exceed the model's training context.",
+    )
     n_batch: int = _env("N_BATCH", _int(0, 65_536), 0, "0 (auto)", "Logical batch size for prompt processing.")
     n_ubatch: int = _env("N_UBATCH", _int(0, 65_536), 0, "0 (auto)", "Physical micro-batch size (<= N_BATCH).")
     n_gpu_layers: int | None = _env(
-        "N_GPU_LAYERS", _optional_int(-1, 10_000), None, "auto",
-        "Layers offloaded to the GPU; -1 = all, 0 = CPU only, unset = the optimizer chooses.")
+        "N_GPU_LAYERS",
+        _optional_int(-1, 10_000),
+        None,
+        "auto",
+        "Layers offloaded to the GPU; -1 = all, 0 = CPU only, unset = the optimizer chooses.",
+    )
     n_threads: int = _env("N_THREADS", _int(0, 1024), 0, "0 (auto)", "CPU threads for generation.")
     max_tokens: int = _env("MAX_TOKENS", _int(1, 32_768), 512, "512", "Most tokens generated per answer.")
-    low_vram: bool = _env("LOW_VRAM", _bool, False, "false",
-                          "Smaller batches and a q8_0 KV cache (with flash attention) to save VRAM.")
-    use_mmap: bool = _env("USE_MMAP", _bool, True, "true",
-                          "Memory-map the GGUF. 0 loads it into RAM: no double-counted pages when llama.cpp "
-                          "repacks Q4_0 weights for the CPU, but a slower cold start.")
+    low_vram: bool = _env(
+        "LOW_VRAM", _bool, False, "false", "Smaller batches and a q8_0 KV cache (with flash attention) to save VRAM."
+    )
+    use_mmap: bool = _env(
+        "USE_MMAP",
+        _bool,
+        True,
+        "true",
+        "Memory-map the GGUF. 0 loads it into RAM: no double-counted pages when llama.cpp "
+        "repacks Q4_0 weights for the CPU, but a slower cold start.",
+    )
     temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
     top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
-    retrieval_mode: RetrievalMode = _env("RETRIEVAL_MODE", _choice("hybrid", "dense", "lexical"), "hybrid", "hybrid",
-                               "hybrid = BM25 over CJK-bigram/word tokens fused with the embedder's vectors; "
-                               "dense or lexical = one of the two alone.")
-    chunk_tokens: int = _env("CHUNK_TOKENS", _int(16, 8192), 200, "200",
-                             "Chunk size in embedder tokens (capped at the embedder's max_seq_length).")
-    chunk_overlap: int = _env("CHUNK_OVERLAP", _int(0, 8191), 40, "40",
-                              "Tokens shared by consecutive chunks; must be below CHUNK_TOKENS.")
-    embed_model: Path = _env("EMBED_MODEL", _path, None, "bundled all-MiniLM-L6-v2",
-                             "Local sentence-transformers model directory (loaded offline).")
+    retrieval_mode: RetrievalMode = _env(
+        "RETRIEVAL_MODE",
+        _choice("hybrid", "dense", "lexical"),
+        "hybrid",
+        "hybrid",
+        "hybrid = BM25 over CJK-bigram/word tokens fused with the embedder's vectors; "
+        "dense or lexical = one of the two alone.",
+    )
+    chunk_tokens: int = _env(
+        "CHUNK_TOKENS",
+        _int(16, 8192),
+        200,
+        "200",
+        "Chunk size in embedder tokens (capped at the embedder's max_seq_length).",
+    )
+    chunk_overlap: int = _env(
+        "CHUNK_OVERLAP", _int(0, 8191), 40, "40", "Tokens shared by consecutive chunks; must be below CHUNK_TOKENS."
+    )
+    embed_model: Path = _env(
+        "EMBED_MODEL",
+        _path,
+        None,
+        "bundled all-MiniLM-L6-v2",
+        "Local sentence-transformers model directory (loaded offline).",
+    )
     index_dir: Path = _env("INDEX_DIR", _path, None, "`index/`", "Where index versions are stored.")
-    data_dir: Path = _env("DATA_DIR", _path, None, "`data/`",
-                          "Where uploaded files are kept (under generated names) for re-indexing.")
-    max_upload_mb: int = _env("MAX_UPLOAD_MB", _int(1, 4096), 50, "50",
-                              "Largest file the app accepts, in MB (the server-wide cap is in .streamlit/config.toml).")
+    data_dir: Path = _env(
+        "DATA_DIR", _path, None, "`data/`", "Where uploaded files are kept (under generated names) for re-indexing."
+    )
+    max_upload_mb: int = _env(
+        "MAX_UPLOAD_MB",
+        _int(1, 4096),
+        50,
+        "50",
+        "Largest file the app accepts, in MB (the server-wide cap is in .streamlit/config.toml).",
+    )
     cache_dir: Path = _env("CACHE_DIR", _path, None, "`cache/`", "Where the answer cache is stored.")
-    gen_timeout_s: float = _env("GEN_TIMEOUT_S", _float(0.0, 86_400.0, lo_open=True), 120.0, "120",
-                                "Seconds one answer may take before it is stopped (and not cached).")
-    vram_budget: float = _env("VRAM_BUDGET", _float(0.0, 1.0, lo_open=True), 0.8, "0.8",
-                              "Fraction of free VRAM the optimizer may plan to use.")
-    semantic_cache: bool = _env("SEMANTIC_CACHE", _bool, True, "true",
-                                "Serve a cached answer for a near-identical question (cosine >= 0.95).")
-    llm_backend: Literal["local", "openai"] = _env("LLM_BACKEND", _choice("local", "openai"), "local", "local",
-                            "Who writes the answers: `local` = llama.cpp in this process on MODEL_PATH; "
-                            "`openai` = an OpenAI-compatible server (Ollama, LM Studio, llama.cpp server, vLLM).")
-    llm_base_url: tuple = _env("LLM_BASE_URL", parse_urls, (), "unset",
-                               "API base URL(s) for LLM_BACKEND=openai, comma-separated, tried in this order "
-                               "(e.g. `http://localhost:11434/v1`).", secret=True)  # a URL may hold a password
-    llm_model: str = _env("LLM_MODEL", _text, "", "the server's first model",
-                          "Model name sent to the server; a chain entry may name its own: `openai:URL#model`.")
-    llm_api_key: str = _env("LLM_API_KEY", _text, "", "unset",
-                            "Bearer token for servers that need one. Never logged or shown.", secret=True)
-    llm_ctx: int = _env("LLM_CTX", _int(0, 1_048_576), 0, "0 (auto)",
-                        "Context window of the server's model in tokens (prompt + answer). 0 = what the server "
-                        "reports (vLLM, llama.cpp server), else 4096: set it for Ollama (num_ctx) and LM Studio.")
-    llm_connect_timeout_s: float = _env("LLM_CONNECT_TIMEOUT_S", _float(0.0, 600.0, lo_open=True), 2.0, "2",
-                                        "Seconds to open a connection to a server.")
-    llm_read_timeout_s: float = _env("LLM_READ_TIMEOUT_S", _float(0.0, 3600.0, lo_open=True), 30.0, "30",
-                                     "Longest silence from a server (the wait for the first token included) "
-                                     "before its request is abandoned.")
-    llm_total_timeout_s: float = _env("LLM_TOTAL_TIMEOUT_S", _float(0.0, 3600.0, lo_open=True), 60.0, "60",
-                                      "Most seconds one server gets to start answering (connect, retries, first "
-                                      "token) before the next backend is tried; GEN_TIMEOUT_S bounds the answer.")
-    llm_retries: int = _env("LLM_RETRIES", _int(0, 10), 2, "2",
-                            "Retries per server after a connection error, 5xx or 429 (exponential backoff "
-                            "with jitter); never after another 4xx or a timeout.")
-    llm_breaker_failures: int = _env("LLM_BREAKER_FAILURES", _int(1, 100), 3, "3",
-                                     "Consecutive failed requests that open a server's circuit breaker.")
-    llm_breaker_cooldown_s: float = _env("LLM_BREAKER_COOLDOWN_S", _float(0.0, 86_400.0, lo_open=True), 30.0,
-                                         "30", "Seconds an open breaker skips its server before probing it again.")
-    fallbacks: tuple = _env("FALLBACKS", parse_chain, (), "none",
-                            "Backends tried after LLM_BACKEND's, in order, when one fails before its first "
-                            "token: `openai:URL[#model]` or `local`, comma-separated.", secret=True)
+    gen_timeout_s: float = _env(
+        "GEN_TIMEOUT_S",
+        _float(0.0, 86_400.0, lo_open=True),
+        120.0,
+        "120",
+        "Seconds one answer may take before it is stopped (and not cached).",
+    )
+    vram_budget: float = _env(
+        "VRAM_BUDGET",
+        _float(0.0, 1.0, lo_open=True),
+        0.8,
+        "0.8",
+        "Fraction of free VRAM the optimizer may plan to use.",
+    )
+    semantic_cache: bool = _env(
+        "SEMANTIC_CACHE", _bool, True, "true", "Serve a cached answer for a near-identical question (cosine >= 0.95)."
+    )
+    llm_backend: Literal["local", "openai"] = _env(
+        "LLM_BACKEND",
+        _choice("local", "openai"),
+        "local",
+        "local",
+        "Who writes the answers: `local` = llama.cpp in this process on MODEL_PATH; "
+        "`openai` = an OpenAI-compatible server (Ollama, LM Studio, llama.cpp server, vLLM).",
+    )
+    llm_base_url: tuple = _env(
+        "LLM_BASE_URL",
+        parse_urls,
+        (),
+        "unset",
+        "API base URL(s) for LLM_BACKEND=openai, comma-separated, tried in this order "
+        "(e.g. `http://localhost:11434/v1`).",
+        secret=True,
+    )  # a URL may hold a password
+    llm_model: str = _env(
+        "LLM_MODEL",
+        _text,
+        "",
+        "the server's first model",
+        "Model name sent to the server; a chain entry may name its own: `openai:URL#model`.",
+    )
+    llm_api_key: str = _env(
+        "LLM_API_KEY", _text, "", "unset", "Bearer token for servers that need one. Never logged or shown.", secret=True
+    )
+    llm_ctx: int = _env(
+        "LLM_CTX",
+        _int(0, 1_048_576),
+        0,
+        "0 (auto)",
+        "Context window of the server's model in tokens (prompt + answer). 0 = what the server "
+        "reports (vLLM, llama.cpp server), else 4096: set it for Ollama (num_ctx) and LM Studio.",
+    )
+    llm_connect_timeout_s: float = _env(
+        "LLM_CONNECT_TIMEOUT_S", _float(0.0, 600.0, lo_open=True), 2.0, "2", "Seconds to open a connection to a server."
+    )
+    llm_read_timeout_s: float = _env(
+        "LLM_READ_TIMEOUT_S",
+        _float(0.0, 3600.0, lo_open=True),
+        30.0,
+        "30",
+        "Longest silence from a server (the wait for the first token included) before its request is abandoned.",
+    )
+    llm_total_timeout_s: float = _env(
+        "LLM_TOTAL_TIMEOUT_S",
+        _float(0.0, 3600.0, lo_open=True),
+        60.0,
+        "60",
+        "Most seconds one server gets to start answering (connect, retries, first "
+        "token) before the next backend is tried; GEN_TIMEOUT_S bounds the answer.",
+    )
+    llm_retries: int = _env(
+        "LLM_RETRIES",
+        _int(0, 10),
+        2,
+        "2",
+        "Retries per server after a connection error, 5xx or 429 (exponential backoff "
+        "with jitter); never after another 4xx or a timeout.",
+    )
+    llm_breaker_failures: int = _env(
+        "LLM_BREAKER_FAILURES",
+        _int(1, 100),
+        3,
+        "3",
+        "Consecutive failed requests that open a server's circuit breaker.",
+    )
+    llm_breaker_cooldown_s: float = _env(
+        "LLM_BREAKER_COOLDOWN_S",
+        _float(0.0, 86_400.0, lo_open=True),
+        30.0,
+        "30",
+        "Seconds an open breaker skips its server before probing it again.",
+    )
+    fallbacks: tuple = _env(
+        "FALLBACKS",
+        parse_chain,
+        (),
+        "none",
+        "Backends tried after LLM_BACKEND's, in order, when one fails before its first "
+        "token: `openai:URL[#model]` or `local`, comma-separated.",
+        secret=True,
+    )
 
     def shown(self) -> dict[str, str]:
         """Every field as text for printing: secrets (the API key; passwords inside URLs) masked."""
@@ -230,7 +335,6 @@ class Settings:
             cache_dir=self.cache_dir or PROJECT_ROOT / "cache",
             data_dir=self.data_dir or PROJECT_ROOT / "data",
         )
-
 
     @property
     def chain(self) -> tuple[Endpoint, ...]:

@@ -57,8 +57,10 @@ def find_model_dir(root: Path) -> Path:
     for child in sorted(p for p in root.iterdir() if p.is_dir()):
         if (child / "modules.json").is_file():
             return child
-    raise ConfigError(f"EMBED_MODEL={root} holds no sentence-transformers model (no modules.json or "
-                      "config.json); point it at a local model directory")
+    raise ConfigError(
+        f"EMBED_MODEL={root} holds no sentence-transformers model (no modules.json or "
+        "config.json); point it at a local model directory"
+    )
 
 
 # Module types we run ourselves with plain transformers (no sentence_transformers import: it pulls in
@@ -83,10 +85,16 @@ def direct_config(model_dir: Path) -> dict | None:
         if not set(kinds) <= DIRECT_MODULES or kinds.get("Transformer", {}).get("path", "") != "":
             return None
         pool_cfg = _read_json(model_dir / kinds["Pooling"]["path"] / "config.json") if "Pooling" in kinds else {}
-        modes = [m for m in POOLING_MODES if pool_cfg.get(f"pooling_mode_{m}_token") or
-                 pool_cfg.get(f"pooling_mode_{m}_tokens")]
-        others = [k for k, v in pool_cfg.items() if k.startswith("pooling_mode_") and v and
-                  not any(k.startswith(f"pooling_mode_{m}_token") for m in modes)]
+        modes = [
+            m
+            for m in POOLING_MODES
+            if pool_cfg.get(f"pooling_mode_{m}_token") or pool_cfg.get(f"pooling_mode_{m}_tokens")
+        ]
+        others = [
+            k
+            for k, v in pool_cfg.items()
+            if k.startswith("pooling_mode_") and v and not any(k.startswith(f"pooling_mode_{m}_token") for m in modes)
+        ]
         if len(modes) != 1 or others:
             return None
         pooling = modes[0]
@@ -103,11 +111,11 @@ class DirectEncoder:
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
-                                               attn_implementation="sdpa").eval()
+        self.model = AutoModel.from_pretrained(str(model_dir), local_files_only=True, attn_implementation="sdpa").eval()
         self.pooling = pooling
-        self.max_seq_length = int(max_seq_length or min(self.tokenizer.model_max_length,
-                                                        self.model.config.max_position_embeddings))
+        self.max_seq_length = int(
+            max_seq_length or min(self.tokenizer.model_max_length, self.model.config.max_position_embeddings)
+        )
         self.dim = int(self.model.config.hidden_size)
 
     def encode(self, texts: list[str], batch_size: int):
@@ -119,9 +127,14 @@ class DirectEncoder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                rows = order[start:start + batch_size]
-                batch = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                       max_length=self.max_seq_length, return_tensors="pt")
+                rows = order[start : start + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="pt",
+                )
                 hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 if self.pooling == "cls":
@@ -159,8 +172,7 @@ class SentenceEmbedder:
         """Character span of every token of every text (needs a fast tokenizer)."""
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                                 return_offsets_mapping=True)
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, return_offsets_mapping=True)
         return [[tuple(span) for span in spans] for spans in encoded["offset_mapping"]]
 
 
@@ -169,13 +181,15 @@ def _sentence_transformer(model_dir: Path) -> SentenceEmbedder:
 
     # SDPA attention: no materialised batch x heads x seq x seq score tensors (transformers defaults
     # BERT to "eager" here); half the peak memory of eager and faster on CPU
-    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True,
-                                model_kwargs={"attn_implementation": "sdpa"})
+    model = SentenceTransformer(
+        str(model_dir), device="cpu", local_files_only=True, model_kwargs={"attn_implementation": "sdpa"}
+    )
     get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
 
     def encode(texts, batch_size):
-        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
+        return model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     return SentenceEmbedder(encode, model.tokenizer, int(get_dim() or 0), model.max_seq_length or 512, model_dir)
 
@@ -187,8 +201,10 @@ def load_embedder(model_path: Path) -> SentenceEmbedder:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if not Path(model_path).is_dir():
-        raise ConfigError(f"EMBED_MODEL={model_path} is not a directory; point it at a local "
-                          "sentence-transformers model (default: the bundled all-MiniLM-L6-v2)")
+        raise ConfigError(
+            f"EMBED_MODEL={model_path} is not a directory; point it at a local "
+            "sentence-transformers model (default: the bundled all-MiniLM-L6-v2)"
+        )
     model_dir = find_model_dir(Path(model_path))
     from transformers.utils import logging as hf_logging
 
@@ -201,5 +217,7 @@ def load_embedder(model_path: Path) -> SentenceEmbedder:
         encoder = DirectEncoder(model_dir, config["pooling"], config["max_seq_length"])
         return SentenceEmbedder(encoder.encode, encoder.tokenizer, encoder.dim, encoder.max_seq_length, model_dir)
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"EMBED_MODEL={model_dir} could not be loaded ({exc}); "
-                          "check that the directory is a complete sentence-transformers model") from exc
+        raise ConfigError(
+            f"EMBED_MODEL={model_dir} could not be loaded ({exc}); "
+            "check that the directory is a complete sentence-transformers model"
+        ) from exc

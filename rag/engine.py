@@ -45,8 +45,10 @@ class Engine:
     def __init__(self, settings: Settings, start: bool = True, embedder: Embedder | None = None):
         """`embedder`: an already loaded embedder to share (tests, several engines in one process)."""
         self.settings = settings
-        self.embedder: Lazy[Embedder] = Lazy("embedder", (lambda: embedder) if embedder is not None
-                                             else (lambda: _frozen(load_embedder(settings.embed_model))))
+        self.embedder: Lazy[Embedder] = Lazy(
+            "embedder",
+            (lambda: embedder) if embedder is not None else (lambda: _frozen(load_embedder(settings.embed_model))),
+        )
         self.index: Lazy[IndexStore] = Lazy("index", self._open_index)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
         self.chain = Chain(settings)
@@ -97,11 +99,20 @@ class Engine:
     # ---- asking ----------------------------------------------------------------------------
     def gen_params(self) -> dict:
         s = self.settings
-        return {"max_tokens": s.max_tokens, "temperature": s.temperature, "top_k": s.top_k,
-                "retrieval": s.retrieval_mode}
+        return {
+            "max_tokens": s.max_tokens,
+            "temperature": s.temperature,
+            "top_k": s.top_k,
+            "retrieval": s.retrieval_mode,
+        }
 
-    def ask(self, question: str, history: Sequence[dict] = (), cancel: threading.Event | None = None,
-            wait_for_model: bool = False) -> Iterator:
+    def ask(
+        self,
+        question: str,
+        history: Sequence[dict] = (),
+        cancel: threading.Event | None = None,
+        wait_for_model: bool = False,
+    ) -> Iterator:
         """Answer `question` as a stream of events; never raises for user-facing problems."""
         q = Question(" ".join(question.split()), list(history), cancel, wait_for_model)
         if not q.text:
@@ -116,8 +127,7 @@ class Engine:
     def ingest(self, paths, progress: Progress | None = None, names: dict[str, str] | None = None) -> IngestReport:
         embedder, store = self.embedder.get(), self.index.get()
         store.check_embedder(embedder.id, embedder.dim)
-        return ingest(paths, embedder, store, self.settings.chunk_tokens, self.settings.chunk_overlap,
-                      progress, names)
+        return ingest(paths, embedder, store, self.settings.chunk_tokens, self.settings.chunk_overlap, progress, names)
 
     @property
     def uploads_dir(self) -> Path:
@@ -147,8 +157,9 @@ class Engine:
         for result in report.results:
             label = names.get(result.path, result.path)
             if result.status in ("added", "replaced"):
-                notes.append(UploadNote(True, f"{label}: {result.chunks} passage{'' if result.chunks == 1 else 's'} "
-                                              "indexed"))
+                notes.append(
+                    UploadNote(True, f"{label}: {result.chunks} passage{'' if result.chunks == 1 else 's'} indexed")
+                )
                 continue
             self.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
             notes.append(UploadNote(False, result.message if result.status == "error" else f"{label}: already indexed"))
@@ -191,16 +202,25 @@ class Engine:
         embedder, store = self.embedder.get(), self.index.get()
         docs = store.documents()
         names = {d["path"]: d["source"] for d in docs}
-        return ingest([Path(d["path"]) for d in docs], embedder, store, self.settings.chunk_tokens,
-                      self.settings.chunk_overlap, progress, names, reset=True)
+        return ingest(
+            [Path(d["path"]) for d in docs],
+            embedder,
+            store,
+            self.settings.chunk_tokens,
+            self.settings.chunk_overlap,
+            progress,
+            names,
+            reset=True,
+        )
 
     # ---- memory and status -----------------------------------------------------------------
     def _start_sampler(self) -> None:
         if self._sampler_started:
             return
         self._sampler_started = True
-        threading.Thread(target=_sample_forever, args=(weakref.ref(self), self._sampler_stop),
-                         name="memory-sampler", daemon=True).start()
+        threading.Thread(
+            target=_sample_forever, args=(weakref.ref(self), self._sampler_stop), name="memory-sampler", daemon=True
+        ).start()
 
     def close(self) -> None:
         """Stop the memory sampler (the parts themselves are released with the Engine)."""
@@ -236,10 +256,20 @@ class Engine:
             parts=self.load_states(),
             model=self.chain.local.details() if self.chain.local else None,
             backends=self.chain.status(),
-            memory=MemoryStatus(reading.ram_total, reading.ram_available, reading.rss, reading.gpus,
-                                reading.gpu_note, level, round(used, 3)),
-            index=IndexStatus(store.version, store.count(), store.manifest.get("documents", 0),
-                              store.manifest.get("embedder")) if store else None,
+            memory=MemoryStatus(
+                reading.ram_total,
+                reading.ram_available,
+                reading.rss,
+                reading.gpus,
+                reading.gpu_note,
+                level,
+                round(used, 3),
+            ),
+            index=IndexStatus(
+                store.version, store.count(), store.manifest.get("documents", 0), store.manifest.get("embedder")
+            )
+            if store
+            else None,
             cache=CacheStatus(**self.cache.stats()),
             history=list(self.memory_history),
             low_vram=self.settings.low_vram,

@@ -41,8 +41,13 @@ class ModeResult:
 
     def as_dict(self, n: int) -> dict:
         lat = sorted(self.latencies_ms)
-        return {"mode": self.mode, "answer_recall": self.answer_hits / n, "document_recall": self.doc_hits / n,
-                "p50_ms": statistics.median(lat), "p95_ms": lat[min(len(lat) - 1, int(len(lat) * 0.95))]}
+        return {
+            "mode": self.mode,
+            "answer_recall": self.answer_hits / n,
+            "document_recall": self.doc_hits / n,
+            "p50_ms": statistics.median(lat),
+            "p95_ms": lat[min(len(lat) - 1, int(len(lat) * 0.95))],
+        }
 
 
 def _norm(text: str) -> str:
@@ -54,15 +59,18 @@ def load_squad(path: Path, folder: Path) -> list[Question]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RagError(f"{path}: not a SQuAD-format JSON file ({exc}); expected {{\"data\": [{{\"title\", "
-                       "\"paragraphs\": [{\"context\", \"qas\": [...]}]}]}") from exc
+        raise RagError(
+            f'{path}: not a SQuAD-format JSON file ({exc}); expected {{"data": [{{"title", '
+            '"paragraphs": [{"context", "qas": [...]}]}]}'
+        ) from exc
     questions = []
     for i, article in enumerate(data):
         slug = re.sub(r"[^\w]+", "-", article.get("title", ""), flags=re.UNICODE).strip("-")[:60] or "article"
         name = f"{i:03d}-{slug}.md"
         paragraphs = [p["context"] for p in article["paragraphs"]]
-        (folder / name).write_text(f"# {article.get('title', name)}\n\n" + "\n\n".join(paragraphs) + "\n",
-                                   encoding="utf-8")
+        (folder / name).write_text(
+            f"# {article.get('title', name)}\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8"
+        )
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
                 answers = sorted({a["text"] for a in qa.get("answers", []) if a["text"].strip()})
@@ -73,8 +81,14 @@ def load_squad(path: Path, folder: Path) -> list[Question]:
     return questions
 
 
-def evaluate(qa_path: Path, embedder, k: int = 5, chunk_tokens: int = 200, chunk_overlap: int = 40,
-             modes: tuple[RetrievalMode, ...] = retrieve.MODES) -> dict:
+def evaluate(
+    qa_path: Path,
+    embedder,
+    k: int = 5,
+    chunk_tokens: int = 200,
+    chunk_overlap: int = 40,
+    modes: tuple[RetrievalMode, ...] = retrieve.MODES,
+) -> dict:
     from .index import IndexStore
     from .ingest import ingest
 
@@ -100,17 +114,31 @@ def evaluate(qa_path: Path, embedder, k: int = 5, chunk_tokens: int = 200, chunk
                 result.answer_hits += any(_norm(a) in t for a in q.answers for t in texts)
                 result.doc_hits += any(h.source == q.doc for h in hits)
             results.append(result.as_dict(len(questions)))
-        return {"file": str(qa_path), "k": k, "questions": len(questions), "documents": len(report.results),
-                "chunks": store.count(), "chunk_tokens": chunk_tokens, "embedder": embedder.id,
-                "ingest_s": round(ingest_s, 1), "modes": results}
+        return {
+            "file": str(qa_path),
+            "k": k,
+            "questions": len(questions),
+            "documents": len(report.results),
+            "chunks": store.count(),
+            "chunk_tokens": chunk_tokens,
+            "embedder": embedder.id,
+            "ingest_s": round(ingest_s, 1),
+            "modes": results,
+        }
 
 
 def table(result: dict) -> str:
-    lines = [f"{result['file']}: {result['questions']} questions, {result['documents']} documents, "
-             f"{result['chunks']} chunks of <= {result['chunk_tokens']} tokens, k={result['k']}, "
-             f"embedder {result['embedder']}",
-             "", "| mode | answer-recall@k | document-recall@k | p50 ms | p95 ms |", "|---|---|---|---|---|"]
+    lines = [
+        f"{result['file']}: {result['questions']} questions, {result['documents']} documents, "
+        f"{result['chunks']} chunks of <= {result['chunk_tokens']} tokens, k={result['k']}, "
+        f"embedder {result['embedder']}",
+        "",
+        "| mode | answer-recall@k | document-recall@k | p50 ms | p95 ms |",
+        "|---|---|---|---|---|",
+    ]
     for m in result["modes"]:
-        lines.append(f"| {m['mode']} | {m['answer_recall']:.3f} | {m['document_recall']:.3f} | "
-                     f"{m['p50_ms']:.1f} | {m['p95_ms']:.1f} |")
+        lines.append(
+            f"| {m['mode']} | {m['answer_recall']:.3f} | {m['document_recall']:.3f} | "
+            f"{m['p50_ms']:.1f} | {m['p95_ms']:.1f} |"
+        )
     return "\n".join(lines)

@@ -43,8 +43,9 @@ CREATE INDEX chunks_doc ON chunks(doc_id);
 """
 # The lexical leg: each chunk's tokens (lexical.py), rowid = chunk id, in the same SQLite file as the
 # chunks, so it is committed, versioned and rolled back with them.
-FTS_SCHEMA = ("CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, "
-              "tokenize='unicode61 remove_diacritics 2')")
+FTS_SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 2')"
+)
 LEXICAL = "cjk-bigram-unigram-fts5/1"  # the tokenizer's version, recorded in the manifest
 
 
@@ -93,9 +94,11 @@ def file_checksum(path: Path) -> str:
 def _is_write_failure(exc: BaseException) -> bool:
     """A full disk, a read-only mount, a quota: OSError, or how FAISS and SQLite report them."""
     text = str(exc).lower()
-    return (isinstance(exc, OSError)
-            or (isinstance(exc, RuntimeError) and "write" in text)  # faiss: "... write error"
-            or (isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk i/o" in text)))
+    return (
+        isinstance(exc, OSError)
+        or (isinstance(exc, RuntimeError) and "write" in text)  # faiss: "... write error"
+        or (isinstance(exc, sqlite3.OperationalError) and ("full" in text or "disk i/o" in text))
+    )
 
 
 def committed_version(root: Path) -> str | None:
@@ -189,7 +192,8 @@ class IndexStore:
             raise IndexMismatchError(
                 f"the index in {self.root} was built with embedder {m.get('embedder')} (dimension {m.get('dim')}) "
                 f"but EMBED_MODEL is {embedder_id} (dimension {dim}): re-index with `python -m rag reindex`, "
-                "or set INDEX_DIR to a new folder")
+                "or set INDEX_DIR to a new folder"
+            )
 
     @contextmanager
     def reading(self):
@@ -219,8 +223,11 @@ class IndexStore:
         with self.reading() as version:
             if version is None or not match or not version.has_fts:
                 return []
-            rows = version.query("SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                                 "ORDER BY bm25(chunks_fts) LIMIT ?", (match, k))
+            rows = version.query(
+                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                (match, k),
+            )
             return self._hits(version, [(int(i), float(s)) for i, s in rows])
 
     def _hits(self, version: _Version, found: list[tuple[int, float]]) -> list[Hit]:
@@ -229,12 +236,16 @@ class IndexStore:
         marks = ",".join("?" * len(found))
         rows = version.query(
             f"SELECT c.id, c.text, d.source, c.page, c.doc_id FROM chunks c JOIN documents d USING(doc_id) "
-            f"WHERE c.id IN ({marks})", [i for i, _ in found])
+            f"WHERE c.id IN ({marks})",
+            [i for i, _ in found],
+        )
         by_id = {r[0]: r for r in rows}
         missing = [i for i, _ in found if i not in by_id]
         if missing:
-            raise RagError(f"index version {version.name} is inconsistent (vectors {missing[:5]} have no chunk): "
-                           "re-index with `python -m rag reindex`")
+            raise RagError(
+                f"index version {version.name} is inconsistent (vectors {missing[:5]} have no chunk): "
+                "re-index with `python -m rag reindex`"
+            )
         return [Hit(i, s, by_id[i][1], by_id[i][2], by_id[i][3], by_id[i][4]) for i, s in found]
 
     def _rows(self, sql: str, args=()) -> list:
@@ -274,28 +285,36 @@ class IndexStore:
         try:
             manifest = json.loads((path / "manifest.json").read_text())
         except (OSError, ValueError) as exc:
-            raise RagError(f"index version {path} has no readable manifest ({exc}): "
-                           f"delete {self.root} and re-ingest, or restore it from a backup") from exc
+            raise RagError(
+                f"index version {path} has no readable manifest ({exc}): "
+                f"delete {self.root} and re-ingest, or restore it from a backup"
+            ) from exc
         for filename, expected in manifest.get("checksums", {}).items():
             try:
                 actual = file_checksum(path / filename)
             except OSError as exc:
                 actual = f"unreadable ({exc.strerror or exc})"
             if actual != expected:
-                raise RagError(f"index version {path} is corrupt: {filename} does not match its checksum "
-                               f"({actual} != {expected}); re-index with `python -m rag reindex`, "
-                               "or restore INDEX_DIR from a backup")
+                raise RagError(
+                    f"index version {path} is corrupt: {filename} does not match its checksum "
+                    f"({actual} != {expected}); re-index with `python -m rag reindex`, "
+                    "or restore INDEX_DIR from a backup"
+                )
         if manifest.get("format") != FORMAT:
-            raise IndexMismatchError(f"{path} has index format {manifest.get('format')!r}, this app reads {FORMAT}: "
-                                     "re-index with `python -m rag reindex`")
+            raise IndexMismatchError(
+                f"{path} has index format {manifest.get('format')!r}, this app reads {FORMAT}: "
+                "re-index with `python -m rag reindex`"
+            )
         try:
             version = _Version(path, manifest)
             n_rows = version.query("SELECT count(*) FROM chunks")[0][0]
         except (RuntimeError, sqlite3.Error) as exc:
             raise RagError(f"index version {path} is corrupt ({exc}): re-index with `python -m rag reindex`") from exc
         if not (version.faiss.ntotal == n_rows == manifest["count"]):
-            raise RagError(f"index version {path} is inconsistent ({version.faiss.ntotal} vectors, {n_rows} chunks, "
-                           f"manifest {manifest['count']}): re-index with `python -m rag reindex`")
+            raise RagError(
+                f"index version {path} is inconsistent ({version.faiss.ntotal} vectors, {n_rows} chunks, "
+                f"manifest {manifest['count']}): re-index with `python -m rag reindex`"
+            )
         return version
 
     # ---- writing -------------------------------------------------------------------------
@@ -320,8 +339,14 @@ class IndexStore:
         finally:
             self._write_lock.release()
 
-    def commit(self, add: Sequence[NewDocument] = (), delete: Sequence[str] = (), embedder_id: str = "",
-               dim: int = 0, reset: bool = False) -> str:
+    def commit(
+        self,
+        add: Sequence[NewDocument] = (),
+        delete: Sequence[str] = (),
+        embedder_id: str = "",
+        dim: int = 0,
+        reset: bool = False,
+    ) -> str:
         """Write a new version with `add` added and documents `delete` removed; return its name."""
         with self._locked():
             self._clean_leftovers()  # the lock is ours: a crashed commit's folders are abandoned
@@ -353,7 +378,8 @@ class IndexStore:
                     raise IndexWriteError(
                         f"could not write the index in {self.root} ({reason[:200]}); nothing was changed "
                         f"(version {self.version} is intact): free disk space or fix the folder's permissions, "
-                        "then add the files again") from exc
+                        "then add the files again"
+                    ) from exc
                 raise
             failpoints.hit("commit.swapped")
             _fsync_dir(self.root)
@@ -392,8 +418,10 @@ class IndexStore:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'").fetchone():
                 db.execute(FTS_SCHEMA)  # an index from before the lexical leg: fill it once
                 rows = db.execute("SELECT id, text FROM chunks").fetchall()
-                db.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
-                               [(i, lexical.document_text(t)) for i, t in rows])
+                db.executemany(
+                    "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
+                    [(i, lexical.document_text(t)) for i, t in rows],
+                )
             if delete:
                 marks = ",".join("?" * len(delete))
                 ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
@@ -413,10 +441,18 @@ class IndexStore:
             db.close()
         faiss.write_index(index, str(tmp / "index.faiss"))
         failpoints.hit("commit.faiss")
-        manifest = {"format": FORMAT, "version": tmp.name.split("-")[1], "embedder": embedder_id, "dim": dim,
-                    "chunking": self.chunk_params, "lexical": LEXICAL, "count": count, "documents": n_docs,
-                    "created": time.time(),
-                    "checksums": {name: file_checksum(tmp / name) for name in DATA_FILES}}
+        manifest = {
+            "format": FORMAT,
+            "version": tmp.name.split("-")[1],
+            "embedder": embedder_id,
+            "dim": dim,
+            "chunking": self.chunk_params,
+            "lexical": LEXICAL,
+            "count": count,
+            "documents": n_docs,
+            "created": time.time(),
+            "checksums": {name: file_checksum(tmp / name) for name in DATA_FILES},
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         failpoints.hit("commit.manifest")
         for name in (*DATA_FILES, "manifest.json"):
@@ -430,13 +466,18 @@ class IndexStore:
         import numpy as np
 
         ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
-        db.execute("INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?)",
-                   (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time()))
-        db.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
-                       [(int(i), doc.doc_id, c.ordinal, c.page, c.start, c.end, c.text)
-                        for i, c in zip(ids, doc.chunks)])
-        db.executemany("INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
-                       [(int(i), lexical.document_text(c.text)) for i, c in zip(ids, doc.chunks)])
+        db.execute(
+            "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?)",
+            (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time()),
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
+            [(int(i), doc.doc_id, c.ordinal, c.page, c.start, c.end, c.text) for i, c in zip(ids, doc.chunks)],
+        )
+        db.executemany(
+            "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
+            [(int(i), lexical.document_text(c.text)) for i, c in zip(ids, doc.chunks)],
+        )
         if len(ids):
             index.add_with_ids(doc.vectors, ids)
         return next_id + len(doc.chunks)

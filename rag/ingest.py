@@ -66,11 +66,21 @@ def expand(paths: Iterable[Path | str]) -> tuple[list[Path], list[FileResult]]:
         for folder, dirs, names in os.walk(path, followlinks=False):
             for name in sorted(dirs):
                 if (Path(folder) / name).is_symlink():
-                    skipped.append(FileResult(str(Path(folder) / name), "skipped", message=(
-                        f"{display_name(name)}: a link to a folder, not followed (it could loop); add its target "
-                        "folder itself to index it")))
-            found += [Path(folder) / n for n in names if Path(n).suffix.lower() in loaders.SUPPORTED
-                      and (Path(folder) / n).is_file()]
+                    skipped.append(
+                        FileResult(
+                            str(Path(folder) / name),
+                            "skipped",
+                            message=(
+                                f"{display_name(name)}: a link to a folder, not followed (it could loop); "
+                                "add its target folder itself to index it"
+                            ),
+                        )
+                    )
+            found += [
+                Path(folder) / n
+                for n in names
+                if Path(n).suffix.lower() in loaders.SUPPORTED and (Path(folder) / n).is_file()
+            ]
         out += sorted(found)
     return out, skipped
 
@@ -83,9 +93,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ingest(paths: Iterable[Path | str], embedder: Embedder, store: IndexStore, chunk_tokens: int, chunk_overlap: int,
-           progress: Progress | None = None, names: dict[str, str] | None = None,
-           reset: bool = False) -> IngestReport:
+def ingest(
+    paths: Iterable[Path | str],
+    embedder: Embedder,
+    store: IndexStore,
+    chunk_tokens: int,
+    chunk_overlap: int,
+    progress: Progress | None = None,
+    names: dict[str, str] | None = None,
+    reset: bool = False,
+) -> IngestReport:
     """Ingest `paths` into `store`; `names` maps a path to the name shown in citations.
 
     reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
@@ -96,8 +113,9 @@ def ingest(paths: Iterable[Path | str], embedder: Embedder, store: IndexStore, c
         for done, path in enumerate(files):
             if progress:
                 progress(done, len(files), (names or {}).get(str(path), path.name))
-            result, doc, replaced = _one(path, parser, embedder, None if reset else store, chunk_tokens,
-                                         chunk_overlap, seen, names or {})
+            result, doc, replaced = _one(
+                path, parser, embedder, None if reset else store, chunk_tokens, chunk_overlap, seen, names or {}
+            )
             report.results.append(result)
             if doc is not None:
                 pending.append(doc)
@@ -113,8 +131,16 @@ def ingest(paths: Iterable[Path | str], embedder: Embedder, store: IndexStore, c
     return report
 
 
-def _one(path: Path, parser: ParseWorker, embedder: Embedder, store: IndexStore | None, size: int, overlap: int,
-         seen: set, names: dict):
+def _one(
+    path: Path,
+    parser: ParseWorker,
+    embedder: Embedder,
+    store: IndexStore | None,
+    size: int,
+    overlap: int,
+    seen: set,
+    names: dict,
+):
     """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
     label = names.get(str(path)) or display_name(path.name)  # the user's upload name, or a safe file name
     try:

@@ -22,12 +22,15 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}_]+(?:'[^\W{_CJK}_]+)?")
 _IS_CJK = re.compile(rf"[{_CJK}]")
 # Question words and glue that carry no topic; dropped from queries only (BM25 already discounts
 # common words, but each one is another posting list to merge).
-STOPWORDS = frozenset("""a an and are as at be but by can could did do does for from had has have how i if in
+STOPWORDS = frozenset(
+    """a an and are as at be but by can could did do does for from had has have how i if in
 into is it its me my no not of on or our should so than that the their them then there these they this to
-was we were what when where which who whom why will with would you your about after before""".split()) | frozenset(
+was we were what when where which who whom why will with would you your about after before""".split()
+) | frozenset(
     # Korean particles and endings as single syllables: on their own they match nearly every document
     "은 는 이 가 을 를 에 의 도 와 과 로 으 요 다 고 서 만 나 면 며 지 게 니 까 죠 데 어 아 야 해"
-    " 한 하 할 된 될 것 수 등 및".split())
+    " 한 하 할 된 될 것 수 등 및".split()
+)
 
 
 def _word(word: str) -> str:
@@ -47,7 +50,7 @@ def tokens(text: str) -> list[str]:
     for match in _TOKEN.finditer(text):
         piece = match.group()
         if _IS_CJK.match(piece):
-            out += [piece] if len(piece) == 1 else [piece[i:i + 2] for i in range(len(piece) - 1)] + list(piece)
+            out += [piece] if len(piece) == 1 else [piece[i : i + 2] for i in range(len(piece) - 1)] + list(piece)
         else:
             out.append(_word(piece))
     return out

@@ -23,8 +23,10 @@ from pathlib import Path
 RECORD = "ai_chat_build.json"
 # /proc/cpuinfo flags that name instruction sets (the rest, such as "hypervisor", differ between
 # machines that run the same code)
-_ISA = re.compile(r"^(sse|ssse|avx|amx|fma|f16c|bmi|popcnt|movbe|abm|aes|pclmul|sha|vaes|vpclmul|gfni|adx|"
-                  r"lzcnt|xsave|cx16|rdrand|rdseed|vnni)")
+_ISA = re.compile(
+    r"^(sse|ssse|avx|amx|fma|f16c|bmi|popcnt|movbe|abm|aes|pclmul|sha|vaes|vpclmul|gfni|adx|"
+    r"lzcnt|xsave|cx16|rdrand|rdseed|vnni)"
+)
 
 
 def isa_flags(cpuinfo: str | os.PathLike | None = None) -> list[str]:
@@ -70,10 +72,12 @@ def cpu_mismatch(info: dict | None = None, flags: list[str] | None = None) -> st
     missing = sorted(set(info["cpu_flags"]) - have)  # recorded by build_llama.py through isa_flags()
     if not missing:
         return None
-    return (f"llama-cpp-python was compiled for another CPU: this one lacks {', '.join(missing[:6])}"
-            f"{' ...' if len(missing) > 6 else ''}, so llama.cpp would crash (SIGILL) at the first answer; "
-            "rebuild it on this machine with `make install` (or build a portable one: "
-            "LLAMA_BUILD=portable python scripts/build_llama.py)")
+    return (
+        f"llama-cpp-python was compiled for another CPU: this one lacks {', '.join(missing[:6])}"
+        f"{' ...' if len(missing) > 6 else ''}, so llama.cpp would crash (SIGILL) at the first answer; "
+        "rebuild it on this machine with `make install` (or build a portable one: "
+        "LLAMA_BUILD=portable python scripts/build_llama.py)"
+    )
 
 
 def load_backends() -> None:
@@ -115,5 +119,10 @@ def cpu_variant() -> str | None:
 def describe() -> dict:
     """For `rag status` and the panel: how llama.cpp was built and which CPU code runs."""
     info = build_info()
-    return {"mode": info.get("mode", "unrecorded"), "key": info.get("key"), "cuda": info.get("cuda"),
-            "cpu_variant": cpu_variant(), "cpu_mismatch": cpu_mismatch(info)}
+    return {
+        "mode": info.get("mode", "unrecorded"),
+        "key": info.get("key"),
+        "cuda": info.get("cuda"),
+        "cpu_variant": cpu_variant(),
+        "cpu_mismatch": cpu_mismatch(info),
+    }

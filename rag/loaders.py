@@ -26,12 +26,23 @@ class Section:
 
 
 # what a file that is not text starts with (a renamed image, archive or program)
-MAGIC = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
-         b"%PDF-": "a PDF", b"PK\x03\x04": "a ZIP archive (or a Word/Excel file)", b"\x7fELF": "a program",
-         b"\x1f\x8b": "a gzip archive", b"7z\xbc\xaf": "a 7-Zip archive",
-         b"Rar!\x1a\x07": "a RAR archive", b"\xd0\xcf\x11\xe0": "an old Office file (.doc/.xls/.hwp)",
-         b"GGUF\x03\x00\x00\x00": "a GGUF model", b"GGUF\x02\x00\x00\x00": "a GGUF model",
-         b"SQLite format 3\x00": "a SQLite database", b"OggS\x00": "a media file", b"\x00\x00\x00": "a binary file"}
+MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF-": "a PDF",
+    b"PK\x03\x04": "a ZIP archive (or a Word/Excel file)",
+    b"\x7fELF": "a program",
+    b"\x1f\x8b": "a gzip archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+    b"Rar!\x1a\x07": "a RAR archive",
+    b"\xd0\xcf\x11\xe0": "an old Office file (.doc/.xls/.hwp)",
+    b"GGUF\x03\x00\x00\x00": "a GGUF model",
+    b"GGUF\x02\x00\x00\x00": "a GGUF model",
+    b"SQLite format 3\x00": "a SQLite database",
+    b"OggS\x00": "a media file",
+    b"\x00\x00\x00": "a binary file",
+}
 
 
 def sniff(data: bytes) -> str | None:
@@ -75,8 +86,9 @@ def _clean(text: str) -> str:
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
     if what := sniff(data):
-        raise IngestError(f"{path.name}: the content is {what}, not text (a renamed file?); "
-                          "add the original file or save it as text")
+        raise IngestError(
+            f"{path.name}: the content is {what}, not text (a renamed file?); add the original file or save it as text"
+        )
     return decode_text(data)
 
 
@@ -92,8 +104,10 @@ def load_pdf(path: Path) -> list[Section]:
         head = fh.read(1024)
     if b"%PDF-" not in head:  # the signature may follow a little junk; anything else is not a PDF
         what = f"the content is {found}" if (found := sniff(head)) else "no %PDF- signature at its start"
-        raise IngestError(f"{path.name}: not a readable PDF ({what}; a renamed file?); add the original file or "
-                          "re-export it from its source application")
+        raise IngestError(
+            f"{path.name}: not a readable PDF ({what}; a renamed file?); add the original file or "
+            "re-export it from its source application"
+        )
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
@@ -102,11 +116,14 @@ def load_pdf(path: Path) -> list[Section]:
     except IngestError:
         raise
     except LimitReachedError as exc:
-        raise IngestError(f"{path.name}: a stream in this PDF decompresses past pypdf's safety limit (a "
-                          "decompression bomb?); re-export it from its source application") from exc
+        raise IngestError(
+            f"{path.name}: a stream in this PDF decompresses past pypdf's safety limit (a "
+            "decompression bomb?); re-export it from its source application"
+        ) from exc
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
-        raise IngestError(f"{path.name}: not a readable PDF ({type(exc).__name__}: {exc}); "
-                          "re-export it from its source application") from exc
+        raise IngestError(
+            f"{path.name}: not a readable PDF ({type(exc).__name__}: {exc}); re-export it from its source application"
+        ) from exc
     if not any(s.text.strip() for s in pages):
         raise IngestError(f"{path.name}: the PDF has no text layer (a scan?); run OCR on it first")
     return pages
@@ -114,8 +131,27 @@ def load_pdf(path: Path) -> list[Section]:
 
 class _TextExtractor(HTMLParser):
     SKIP = {"script", "style", "noscript", "template", "head"}
-    BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-             "pre", "blockquote", "table", "ul", "ol", "title"}
+    BLOCK = {
+        "p",
+        "div",
+        "br",
+        "li",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "pre",
+        "blockquote",
+        "table",
+        "ul",
+        "ol",
+        "title",
+    }
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -154,14 +190,17 @@ def load_docx(path: Path) -> list[Section]:
         with zipfile.ZipFile(path) as zf:
             info = zf.getinfo("word/document.xml")
             if info.file_size > MAX_DOCX_XML:
-                raise IngestError(f"{path.name}: document.xml expands to {info.file_size:,} bytes "
-                                  f"(limit {MAX_DOCX_XML:,}); the file looks like a zip bomb")
+                raise IngestError(
+                    f"{path.name}: document.xml expands to {info.file_size:,} bytes "
+                    f"(limit {MAX_DOCX_XML:,}); the file looks like a zip bomb"
+                )
             root = ElementTree.fromstring(zf.read(info))
     except IngestError:
         raise
     except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, OSError) as exc:
-        raise IngestError(f"{path.name}: not a readable DOCX ({type(exc).__name__}: {exc}); "
-                          "re-save it from Word or LibreOffice") from exc
+        raise IngestError(
+            f"{path.name}: not a readable DOCX ({type(exc).__name__}: {exc}); re-save it from Word or LibreOffice"
+        ) from exc
     paragraphs = []
     for para in root.iter(f"{_W}p"):
         pieces = []
@@ -176,16 +215,24 @@ def load_docx(path: Path) -> list[Section]:
     return [Section(None, _clean("\n".join(paragraphs)))]
 
 
-LOADERS = {".txt": load_text, ".md": load_text, ".markdown": load_text, ".pdf": load_pdf,
-           ".html": load_html, ".htm": load_html, ".docx": load_docx}
+LOADERS = {
+    ".txt": load_text,
+    ".md": load_text,
+    ".markdown": load_text,
+    ".pdf": load_pdf,
+    ".html": load_html,
+    ".htm": load_html,
+    ".docx": load_docx,
+}
 
 
 def load(path: Path) -> list[Section]:
     """Sections of `path`, chosen by its suffix; IngestError if unsupported or unreadable."""
     loader = LOADERS.get(path.suffix.lower())
     if loader is None:
-        raise IngestError(f"{path.name}: unsupported type {path.suffix or '(none)'}; "
-                          f"supported: {', '.join(sorted(SUPPORTED))}")
+        raise IngestError(
+            f"{path.name}: unsupported type {path.suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}"
+        )
     try:
         sections = loader(path)
     except OSError as exc:

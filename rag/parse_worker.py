@@ -41,8 +41,12 @@ class ParseWorker:
 
     def _start(self) -> subprocess.Popen:
         # the child caps its own memory first thing (preexec_fn is unsafe in a threaded server)
-        return subprocess.Popen([sys.executable, "-m", "rag.parse_worker", str(self.memory_mb)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "-m", "rag.parse_worker", str(self.memory_mb)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
 
     def load(self, path: Path) -> list[Section]:
         """loaders.load(path) in the child; IngestError for anything the file does to it."""
@@ -57,14 +61,18 @@ class ParseWorker:
         except (BrokenPipeError, TimeoutError) as exc:
             self.close()
             if isinstance(exc, TimeoutError):
-                raise IngestError(f"{path.name}: parsing took longer than {self.timeout_s:.0f} s and was "
-                                  "stopped; split the file or convert it to text") from None
+                raise IngestError(
+                    f"{path.name}: parsing took longer than {self.timeout_s:.0f} s and was "
+                    "stopped; split the file or convert it to text"
+                ) from None
             line = b""
         if not line:
             code = proc.wait()
             self._proc = None
-            raise IngestError(f"{path.name}: the parser stopped on this file (exit {code}; more than "
-                              f"{self.memory_mb} MB or a crash); convert it to text or PDF and add it again")
+            raise IngestError(
+                f"{path.name}: the parser stopped on this file (exit {code}; more than "
+                f"{self.memory_mb} MB or a crash); convert it to text or PDF and add it again"
+            )
         reply = json.loads(line)
         if "error" in reply:
             raise IngestError(reply["error"])
@@ -117,11 +125,15 @@ def main() -> None:
         except IngestError as exc:
             reply = {"error": str(exc)}
         except MemoryError:
-            reply = {"error": f"{path.name}: needs more memory to parse than the parser may use; "
-                              "convert it to text or PDF and add it again"}
+            reply = {
+                "error": f"{path.name}: needs more memory to parse than the parser may use; "
+                "convert it to text or PDF and add it again"
+            }
         except Exception as exc:  # a parser bug on a strange file must not end the batch
-            reply = {"error": f"{path.name}: could not be parsed ({type(exc).__name__}: {exc}); "
-                              "convert it to text or PDF and add it again"}
+            reply = {
+                "error": f"{path.name}: could not be parsed ({type(exc).__name__}: {exc}); "
+                "convert it to text or PDF and add it again"
+            }
         out.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
         out.flush()
 

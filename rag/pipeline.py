@@ -58,8 +58,15 @@ class Question:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, chain: Chain, cache: AnswerCache, index: Lazy[IndexStore],
-                 embedder: Lazy[Embedder], gen_params: Callable[[], dict]):
+    def __init__(
+        self,
+        settings: Settings,
+        chain: Chain,
+        cache: AnswerCache,
+        index: Lazy[IndexStore],
+        embedder: Lazy[Embedder],
+        gen_params: Callable[[], dict],
+    ):
         self.settings, self.chain, self.cache = settings, chain, cache
         self.index, self.embedder, self.gen_params = index, embedder, gen_params
 
@@ -70,8 +77,9 @@ class Pipeline:
         q.context = q.history if depends_on_history(q.text) else []
         # a generated answer is valid for the same model file, index version and parameters, so it
         # is served before waiting for the model, the embedder or FAISS to load
-        if fingerprint != "none" and (hit := self.cache.lookup_exact(
-                q.text, scope_key(version, fingerprint, self.gen_params(), q.context))):
+        if fingerprint != "none" and (
+            hit := self.cache.lookup_exact(q.text, scope_key(version, fingerprint, self.gen_params(), q.context))
+        ):
             yield from self.cached(q, hit)
             return
         self.chain.first.start()  # load in parallel while the index opens
@@ -100,8 +108,15 @@ class Pipeline:
         # a follow-up ("and who checks it?") is searched together with the question it follows
         query_vector = embedder.embed_batch([search_query(q.text, q.history)])[0] if q.context else q.vector
         earlier = " ".join(m["content"] for m in q.context if m["role"] == "user")
-        q.hits = retrieve.search(embedder, store, q.text, self.settings.top_k, vector=query_vector,
-                                 mode=self.settings.retrieval_mode, context=earlier)
+        q.hits = retrieve.search(
+            embedder,
+            store,
+            q.text,
+            self.settings.top_k,
+            vector=query_vector,
+            mode=self.settings.retrieval_mode,
+            context=earlier,
+        )
 
     def retrieval_only(self, q: Question, reason: str) -> Iterator:
         passages = retrieve.numbered(q.hits[:3])
@@ -114,8 +129,7 @@ class Pipeline:
         self.cache.count(hit.kind)
         yield Hits([Passage(**p) for p in hit.hits])
         yield Token(hit.answer)
-        turn = [{"role": "user", "content": q.text, "passages": hit.hits},
-                {"role": "assistant", "content": hit.answer}]
+        turn = [{"role": "user", "content": q.text, "passages": hit.hits}, {"role": "assistant", "content": hit.answer}]
         yield Done(hit.answer, cache=hit.kind, total_ms=q.elapsed_ms, turn=turn, backend=hit.backend)
 
     def failover(self, q: Question) -> Iterator:
@@ -128,9 +142,15 @@ class Pipeline:
         if q.answered:
             return
         if q.partial:
-            yield Done(q.partial.strip(), reason="; ".join(q.failures), finish_reason="error",
-                       backend=q.partial_backend, retrieval_ms=q.retrieval_ms, total_ms=q.elapsed_ms,
-                       extra={"failures": q.failures})
+            yield Done(
+                q.partial.strip(),
+                reason="; ".join(q.failures),
+                finish_reason="error",
+                backend=q.partial_backend,
+                retrieval_ms=q.retrieval_ms,
+                total_ms=q.elapsed_ms,
+                extra={"failures": q.failures},
+            )
             return
         yield from self.retrieval_only(q, "no backend answered: " + "; ".join(q.failures))
 
@@ -156,8 +176,10 @@ class Pipeline:
             log.warning("%s", exc)
             q.partial, q.partial_backend = "".join(q.streamed), backend.name
             more = self.chain.may_answer_after(backend)
-            yield Notice(f"{exc}. The text above is incomplete and is not kept"
-                         + ("; answering again with the next backend." if more else "."))
+            yield Notice(
+                f"{exc}. The text above is incomplete and is not kept"
+                + ("; answering again with the next backend." if more else ".")
+            )
 
     def generate(self, q: Question, model: ChatModel) -> Iterator:
         """Stream `model`'s answer; `q.streamed` keeps what arrived in case the stream breaks."""
@@ -179,16 +201,29 @@ class Pipeline:
         complete = stats.finish_reason in ("stop", "length")
         if complete and answer:
             self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
-        reason = {"cancelled": "stopped by the user",
-                  "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s"}.get(stats.finish_reason, "")
-        yield Done(answer, reason=reason, finish_reason=stats.finish_reason, retrieval_ms=q.retrieval_ms,
-                   first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
-                   tokens_per_s=stats.tokens_per_s, prompt_tokens=stats.prompt_tokens,
-                   reused_tokens=stats.reused_tokens, completion_tokens=stats.completion_tokens,
-                   total_ms=q.elapsed_ms, backend=model.name,
-                   extra={"dropped_passages": built.dropped_hits, "dropped_turns": built.dropped_turns,
-                          "failures": list(q.failures)},
-                   turn=prompt.turn_record(built, q.text, raw) if complete else [])
+        reason = {
+            "cancelled": "stopped by the user",
+            "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s",
+        }.get(stats.finish_reason, "")
+        yield Done(
+            answer,
+            reason=reason,
+            finish_reason=stats.finish_reason,
+            retrieval_ms=q.retrieval_ms,
+            first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
+            tokens_per_s=stats.tokens_per_s,
+            prompt_tokens=stats.prompt_tokens,
+            reused_tokens=stats.reused_tokens,
+            completion_tokens=stats.completion_tokens,
+            total_ms=q.elapsed_ms,
+            backend=model.name,
+            extra={
+                "dropped_passages": built.dropped_hits,
+                "dropped_turns": built.dropped_turns,
+                "failures": list(q.failures),
+            },
+            turn=prompt.turn_record(built, q.text, raw) if complete else [],
+        )
 
 
 def search_query(question: str, history: list[dict]) -> str:

@@ -29,8 +29,10 @@ ZWSP = "\u200b"
 # Chat-template control sequences of common model families. The prompt is tokenized with special
 # tokens parsed (the template's own markers must become control tokens), so the same text inside a
 # document or a question would open a new system turn. A zero-width space keeps it plain text.
-_CONTROL = re.compile(r"<\||\|>|</?(?:s|bos|eos|start_of_turn|end_of_turn|think|tool_call)>|\[/?INST\]"
-                      r"|<<SYS>>|<</SYS>>|<<<|>>>")
+_CONTROL = re.compile(
+    r"<\||\|>|</?(?:s|bos|eos|start_of_turn|end_of_turn|think|tool_call)>|\[/?INST\]"
+    r"|<<SYS>>|<</SYS>>|<<<|>>>"
+)
 
 
 def defang(text: str) -> str:
@@ -87,8 +89,10 @@ def render_history(history: Messages) -> Messages:
 
 def turn_record(built: BuiltPrompt, question: str, answer: str) -> Messages:
     """The exchange to pass back as history next time (what Done.turn carries)."""
-    return [{"role": "user", "content": question, "passages": [asdict(p) for p in built.new_passages]},
-            {"role": "assistant", "content": answer}]
+    return [
+        {"role": "user", "content": question, "passages": [asdict(p) for p in built.new_passages]},
+        {"role": "assistant", "content": answer},
+    ]
 
 
 def _number(history: Messages, hits: list, trimmed: dict) -> tuple[list[Passage], list[Passage]]:
@@ -101,24 +105,27 @@ def _number(history: Messages, hits: list, trimmed: dict) -> tuple[list[Passage]
             found_by = getattr(h, "found_by", "")
             citations.append(Passage(**{**known[h.chunk_id], "score": h.score, "found_by": found_by}))
             continue
-        p = Passage(next_n, h.source, h.page, trimmed.get(h.chunk_id, h.text), h.chunk_id, h.score,
-                    getattr(h, "found_by", ""))
+        p = Passage(
+            next_n, h.source, h.page, trimmed.get(h.chunk_id, h.text), h.chunk_id, h.score, getattr(h, "found_by", "")
+        )
         next_n += 1
         citations.append(p)
         new.append(p)
     return citations, new
 
 
-def build(question: str, history: Messages, hits: list, count: Callable[[Messages], int],
-          budget: int) -> BuiltPrompt:
+def build(question: str, history: Messages, hits: list, count: Callable[[Messages], int], budget: int) -> BuiltPrompt:
     """Fit system + history + new passages + question into `budget` tokens as counted by `count`."""
     history, hits = list(history), list(hits)
     trimmed: dict[int, str] = {}
     n_hits, n_turns = len(hits), len(history)
     while True:
         citations, new = _number(history, hits, trimmed)
-        messages = [{"role": "system", "content": SYSTEM_PROMPT}, *render_history(history),
-                    {"role": "user", "content": user_message(new, question, first_turn=not history)}]
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            *render_history(history),
+            {"role": "user", "content": user_message(new, question, first_turn=not history)},
+        ]
         n = count(messages)
         if n <= budget:
             return BuiltPrompt(messages, citations, new, n, n_hits - len(hits), n_turns - len(history))
@@ -135,5 +142,6 @@ def build(question: str, history: Messages, hits: list, count: Callable[[Message
         elif len(question) > 64:
             question = question[: len(question) // 2]
         else:
-            raise RagError(f"the system prompt alone exceeds the token budget ({budget}); raise N_CTX "
-                           "or lower MAX_TOKENS")
+            raise RagError(
+                f"the system prompt alone exceeds the token budget ({budget}); raise N_CTX or lower MAX_TOKENS"
+            )

@@ -35,8 +35,15 @@ def dense_weight(embedder: Embedder, query: str) -> float:
     return 1.0 if count([query])[0] <= chars else UNREAD_DENSE_WEIGHT
 
 
-def search(embedder: Embedder, store: IndexStore, query: str, k: int, vector=None, mode: RetrievalMode = "hybrid",
-           context: str = "") -> list[Hit]:
+def search(
+    embedder: Embedder,
+    store: IndexStore,
+    query: str,
+    k: int,
+    vector=None,
+    mode: RetrievalMode = "hybrid",
+    context: str = "",
+) -> list[Hit]:
     """Top-k hits for `query` by `mode`: dense (FAISS cosine), lexical (BM25 over lexical.tokens) or
     hybrid (both, fused by reciprocal rank). `vector`: the query's embedding when already computed
     (for a follow-up, the embedding of the question with the one it follows). `context`: earlier
@@ -70,9 +77,14 @@ def fuse(legs: list[tuple[str, float, list[Hit]]], k: int) -> list[Hit]:
             found.setdefault(hit.chunk_id, {}).setdefault(name, hit.score)
     best = sorted(fused, key=lambda i: -fused[i])[:k]
     single = len(legs) == 1
-    return [replace(first[i], score=first[i].score if single else fused[i],
-                    found_by=" + ".join(f"{name} {score:.2f}" for name, score in found[i].items()))
-            for i in best]
+    return [
+        replace(
+            first[i],
+            score=first[i].score if single else fused[i],
+            found_by=" + ".join(f"{name} {score:.2f}" for name, score in found[i].items()),
+        )
+        for i in best
+    ]
 
 
 def retrieval_only_answer(passages: list[Passage], reason: str) -> str:

@@ -40,8 +40,9 @@ def printable(text: str) -> str:
     text = fs_text(str(text))
     if all(unicodedata.category(ch) not in ("Cc", "Cf") for ch in text):
         return text
-    return "".join(ch.encode("unicode_escape").decode() if unicodedata.category(ch) in ("Cc", "Cf") else ch
-                   for ch in text)
+    return "".join(
+        ch.encode("unicode_escape").decode() if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text
+    )
 
 
 def display_name(original: str) -> str:
@@ -62,8 +63,10 @@ def save_upload(data: bytes, original: str, uploads_dir: Path, max_bytes: int) -
     if suffix not in SUPPORTED:
         raise IngestError(f"{label}: unsupported type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED))}")
     if len(data) > max_bytes:
-        raise IngestError(f"{label} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB "
-                          "(MAX_UPLOAD_MB): split the file or raise the limit")
+        raise IngestError(
+            f"{label} is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB "
+            "(MAX_UPLOAD_MB): split the file or raise the limit"
+        )
     uploads_dir.mkdir(parents=True, exist_ok=True)
     path = uploads_dir / f"{uuid.uuid4().hex}{suffix}"
     tmp = path.with_name(path.name + ".part")
@@ -77,7 +80,8 @@ def save_upload(data: bytes, original: str, uploads_dir: Path, max_bytes: int) -
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
-            raise IngestError(f"{label}: the disk holding {uploads_dir} is full; free some space and upload again") \
-                from exc
+            raise IngestError(
+                f"{label}: the disk holding {uploads_dir} is full; free some space and upload again"
+            ) from exc
         raise IngestError(f"{label}: could not be stored ({exc.strerror or exc})") from exc
     return path

@@ -109,14 +109,30 @@ def build_config(mode: str, cuda: str, cuda_archs: str, extra_cmake: str) -> dic
 
 
 def build_wheel(python: str, config: dict, out_dir: Path) -> Path:
-    env = dict(os.environ, CMAKE_ARGS=" ".join(config["cmake_args"]), CFLAGS=config["cflags"],
-               CXXFLAGS=config["cxxflags"])
+    env = dict(
+        os.environ, CMAKE_ARGS=" ".join(config["cmake_args"]), CFLAGS=config["cflags"], CXXFLAGS=config["cxxflags"]
+    )
     env.setdefault("CMAKE_BUILD_PARALLEL_LEVEL", str(os.cpu_count() or 1))
     with tempfile.TemporaryDirectory(prefix="llama-wheel-") as tmp:
-        cmd = [python, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-cache-dir",
-               "--no-binary", "llama-cpp-python", "-w", tmp, f"llama-cpp-python=={config['version']}"]
-        print(f"build_llama: compiling llama-cpp-python {config['version']} ({config['mode']}, "
-              f"CUDA {config['cuda']}): CMAKE_ARGS={env['CMAKE_ARGS']!r} CFLAGS={env['CFLAGS']!r}", flush=True)
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-cache-dir",
+            "--no-binary",
+            "llama-cpp-python",
+            "-w",
+            tmp,
+            f"llama-cpp-python=={config['version']}",
+        ]
+        print(
+            f"build_llama: compiling llama-cpp-python {config['version']} ({config['mode']}, "
+            f"CUDA {config['cuda']}): CMAKE_ARGS={env['CMAKE_ARGS']!r} CFLAGS={env['CFLAGS']!r}",
+            flush=True,
+        )
         began = time.monotonic()
         subprocess.run(cmd, check=True, env=env)
         print(f"build_llama: compiled in {time.monotonic() - began:.0f} s", flush=True)
@@ -162,9 +178,11 @@ def _b64sha(data: bytes) -> str:
 
 
 def installed_key(python: str) -> str | None:
-    code = ("import importlib.util, json, pathlib; s = importlib.util.find_spec('llama_cpp'); "
-            f"p = s and pathlib.Path(s.submodule_search_locations[0]).parent / {BUILD_INFO!r}; "
-            "print(json.loads(p.read_text())['key'] if p and p.exists() else '')")
+    code = (
+        "import importlib.util, json, pathlib; s = importlib.util.find_spec('llama_cpp'); "
+        f"p = s and pathlib.Path(s.submodule_search_locations[0]).parent / {BUILD_INFO!r}; "
+        "print(json.loads(p.read_text())['key'] if p and p.exists() else '')"
+    )
     out = subprocess.run([python, "-c", code], capture_output=True, text=True)
     return out.stdout.strip() or None
 
@@ -175,8 +193,11 @@ def main() -> None:
     parser.add_argument("--mode", choices=sorted(MODE_ARGS), default=os.environ.get("LLAMA_BUILD", "native"))
     parser.add_argument("--cuda", choices=["on", "off"], default=os.environ.get("CUDA", "off"))
     parser.add_argument("--cuda-architectures", default=os.environ.get("CUDA_ARCHITECTURES", "75;80;86;89;90"))
-    parser.add_argument("--cache", type=Path, default=Path(os.environ.get(
-        "LLAMA_WHEEL_CACHE", Path.home() / ".cache" / "ai-chat" / "llama-wheels")))
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("LLAMA_WHEEL_CACHE", Path.home() / ".cache" / "ai-chat" / "llama-wheels")),
+    )
     parser.add_argument("--print-key", action="store_true", help="print the build key and exit")
     parser.add_argument("--wheel-only", action="store_true", help="build (or find) the wheel, print its path")
     args = parser.parse_args()
@@ -198,8 +219,20 @@ def main() -> None:
     if args.wheel_only:
         print(wheel)
         return
-    subprocess.run([args.python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-cache-dir",
-                    "--force-reinstall", str(wheel)], check=True)
+    subprocess.run(
+        [
+            args.python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-cache-dir",
+            "--force-reinstall",
+            str(wheel),
+        ],
+        check=True,
+    )
     print(f"build_llama: installed {wheel.name} ({config['key']})")
 
 

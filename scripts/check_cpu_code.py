@@ -18,21 +18,44 @@ import subprocess
 import sys
 from pathlib import Path
 
-AMX = {"ldtilecfg", "sttilecfg", "tilerelease", "tilezero", "tileloadd", "tileloaddt1", "tilestored",
-       "tdpbssd", "tdpbsud", "tdpbusd", "tdpbuud", "tdpbf16ps", "tdpfp16ps", "tcmmimfp16ps", "tcmmrlfp16ps"}
+AMX = {
+    "ldtilecfg",
+    "sttilecfg",
+    "tilerelease",
+    "tilezero",
+    "tileloadd",
+    "tileloaddt1",
+    "tilestored",
+    "tdpbssd",
+    "tdpbsud",
+    "tdpbusd",
+    "tdpbuud",
+    "tdpbf16ps",
+    "tdpfp16ps",
+    "tcmmimfp16ps",
+    "tcmmrlfp16ps",
+}
 # EVEX-only operands: zmm registers, mask registers, xmm/ymm16-31, embedded broadcast
 AVX512 = re.compile(r"%zmm|%k[0-7]\b|%[xy]mm(1[6-9]|2\d|3[01])\b|\{1to\d+\}")
 LEVELS = ["none", "avx", "avx512", "amx"]
 # the most each portable variant may use ("none": plain x86-64 / SSE)
-PORTABLE_MAX = {"x64": "none", "sse42": "none", "sandybridge": "avx", "ivybridge": "avx", "piledriver": "avx",
-                "haswell": "avx", "alderlake": "avx"}
+PORTABLE_MAX = {
+    "x64": "none",
+    "sse42": "none",
+    "sandybridge": "avx",
+    "ivybridge": "avx",
+    "piledriver": "avx",
+    "haswell": "avx",
+    "alderlake": "avx",
+}
 SHARED = ("libllama", "libggml-base", "libggml.")  # loaded on every CPU
 
 
 def levels_used(lib: Path) -> dict[str, int]:
     """Counts of instructions per class in `lib`'s code."""
-    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
     counts = {"avx": 0, "avx512": 0, "amx": 0}
     for line in out.splitlines():
         parts = line.split("\t")
@@ -78,8 +101,10 @@ def check(folder: Path, portable: bool) -> list[str]:
         counts = levels_used(lib)
         used, limit = highest(counts), allowed(lib.name, portable)
         ok = LEVELS.index(used) <= LEVELS.index(limit)
-        print(f"{'ok ' if ok else 'BAD'} {lib.name:36s} uses {used:7s} (may use up to {limit}; "
-              f"AVX {counts['avx']}, AVX-512 {counts['avx512']}, AMX {counts['amx']})")
+        print(
+            f"{'ok ' if ok else 'BAD'} {lib.name:36s} uses {used:7s} (may use up to {limit}; "
+            f"AVX {counts['avx']}, AVX-512 {counts['avx512']}, AMX {counts['amx']})"
+        )
         if not ok:
             problems.append(f"{lib.name} uses {used} instructions (at most {limit} allowed)")
     return problems

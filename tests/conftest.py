@@ -76,5 +76,11 @@ def write_unknown_architecture(path: Path) -> Path:
 def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m rag ARGS` in a child process with the test's environment plus `env`."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=PROJECT_ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args],
+        cwd=PROJECT_ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

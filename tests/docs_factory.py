@@ -34,10 +34,12 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
 def make_docx(path: Path, paragraphs: list[str]) -> Path:
     from xml.sax.saxutils import escape
 
-    body = "".join(f"<w:p><w:r><w:t xml:space=\"preserve\">{escape(p)}</w:t></w:r></w:p>" for p in paragraphs)
-    document = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-                '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
-                f"<w:body>{body}</w:body></w:document>")
+    body = "".join(f'<w:p><w:r><w:t xml:space="preserve">{escape(p)}</w:t></w:r></w:p>' for p in paragraphs)
+    document = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body>{body}</w:body></w:document>"
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("[Content_Types].xml", DOCX_TYPES)
         zf.writestr("_rels/.rels", DOCX_RELS)
@@ -45,8 +47,10 @@ def make_docx(path: Path, paragraphs: list[str]) -> Path:
     return path
 
 
-FILLER = ("The quarterly report covers logistics, staffing and the maintenance schedule of the warehouse. "
-          "Deliveries arrive on weekdays and are checked against the purchase order before storage. ")
+FILLER = (
+    "The quarterly report covers logistics, staffing and the maintenance schedule of the warehouse. "
+    "Deliveries arrive on weekdays and are checked against the purchase order before storage. "
+)
 
 
 def make_corpus(folder: Path) -> dict[str, tuple[Path, str, int | None]]:
@@ -61,7 +65,8 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str, int | None]]:
     out["html"][0].write_text(
         "<html><head><title>Office</title><style>body{color:red}</style><script>var x='HIDDENSCRIPT';</script>"
         f"</head><body><h1>Office</h1><p>{FILLER}</p><p>The parking permit number is COPPERLANTERN.</p>"
-        "</body></html>")
+        "</body></html>"
+    )
     out["pdf"] = (folder / "manual.pdf", "VELVETORCHID", 2)
     make_pdf(out["pdf"][0], [FILLER * 2, FILLER + "The service hatch key is labelled VELVETORCHID.", FILLER])
     out["docx"] = (folder / "memo.docx", "AMBERGLACIER", None)

@@ -42,8 +42,21 @@ class LlamaServer(Loopback):
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> LlamaServer:
-        args = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--host", "127.0.0.1",
-                "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", "1"]
+        args = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            "1",
+        ]
         if self.api_key:
             args += ["--api_key", self.api_key]
         with open(self.log, "ab") as log:
@@ -112,8 +125,13 @@ class FullBacklogServer(Loopback):
 
 def sse_event(delta: dict, finish: str | None = None) -> str:
     """One streamed chat-completion chunk in the OpenAI format."""
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return f"data: {json.dumps(chunk)}\n\n"
 
 
@@ -128,8 +146,14 @@ class ScriptedServer(Loopback):
     """POST /v1/chat/completions answers with `script` in order ((status, headers) pairs), then with a
     streamed answer. GET /v1/models lists one model, GET /props is optional; other paths are 404."""
 
-    def __init__(self, script: list[tuple[int, dict]], answer: tuple[str, ...] = ("Scripted", " answer", " [1]."),
-                 model_fields: dict | None = None, props: dict | None = None, stream_body=None):
+    def __init__(
+        self,
+        script: list[tuple[int, dict]],
+        answer: tuple[str, ...] = ("Scripted", " answer", " [1]."),
+        model_fields: dict | None = None,
+        props: dict | None = None,
+        stream_body=None,
+    ):
         """`model_fields`: extra fields of the listed model (vLLM: max_model_len); `props`: the body
         of GET /props (llama.cpp's server), 404 when None; `stream_body(write)`: writes the streamed
         answer itself, piece by piece (misbehaving servers), instead of `answer`."""

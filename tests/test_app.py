@@ -8,6 +8,8 @@ from streamlit.testing.v1 import AppTest
 
 from rag.config import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # the whole app under AppTest, parts loading in the background
+
 APP = str(PROJECT_ROOT / "app.py")
 
 
@@ -149,8 +151,10 @@ def test_ui_imports_none_of_the_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, ui.chat, ui.documents, ui.panel, ui.resources; "
-            "heavy = {'torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'transformers'} & set(sys.modules); "
-            "print(sorted(heavy)); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, ui.chat, ui.documents, ui.panel, ui.resources; "
+        "heavy = {'torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'transformers'} & set(sys.modules); "
+        "print(sorted(heavy)); sys.exit(1 if heavy else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

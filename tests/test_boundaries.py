@@ -31,10 +31,12 @@ def test_rag_never_imports_streamlit():
     for path in RAG.rglob("*.py"):
         assert not any(m.split(".")[0] == "streamlit" for m, _ in imports(path)), path
     # and at run time: every module of the package imported, streamlit still absent
-    code = ("import pkgutil, importlib, sys, rag\n"
-            "for m in pkgutil.walk_packages(rag.__path__, 'rag.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "print('streamlit' in sys.modules)")
+    code = (
+        "import pkgutil, importlib, sys, rag\n"
+        "for m in pkgutil.walk_packages(rag.__path__, 'rag.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print('streamlit' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
 

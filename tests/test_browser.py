@@ -13,9 +13,19 @@ import pytest
 
 from rag.config import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # a real streamlit server and Chromium
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CHAT_INPUT = '[data-testid="stChatInput"] textarea'
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
@@ -29,9 +39,24 @@ def free_port() -> int:
 
 
 def start_server(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1"], cwd=PROJECT_ROOT, env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         if health(port) == 200:
@@ -52,8 +77,7 @@ def health(port: int) -> int | None:
 @pytest.fixture
 def server(tiny_model, isolated):
     port = free_port()
-    proc = start_server({"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data"), "MAX_UPLOAD_MB": "1"},
-                        port)
+    proc = start_server({"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data"), "MAX_UPLOAD_MB": "1"}, port)
     yield port
     proc.terminate()
     proc.wait(10)
@@ -96,8 +120,10 @@ WATCH_LAST_ANSWER = """() => {
 
 def test_upload_ask_and_see_the_streamed_cited_answer(server, browser, tmp_path, isolated):
     doc = tmp_path / "locker.txt"
-    doc.write_text("Facilities note. The locker combination for the bike room is FERNTIDE-4471. "
-                   "Lockers are emptied every Friday evening.")
+    doc.write_text(
+        "Facilities note. The locker combination for the bike room is FERNTIDE-4471. "
+        "Lockers are emptied every Friday evening."
+    )
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.4 this is not really a pdf")
     big = tmp_path / "big.txt"
@@ -143,8 +169,13 @@ def test_three_tabs_ask_at_once(server, browser):
 
 
 def test_second_tab_sees_its_place_and_stop_keeps_the_partial_answer(slow_model, isolated, browser):
-    env = {"MODEL_PATH": str(slow_model), "MAX_TOKENS": "2000", "TEMPERATURE": "0", "TOP_K": "1",
-           "DATA_DIR": str(isolated / "data")}
+    env = {
+        "MODEL_PATH": str(slow_model),
+        "MAX_TOKENS": "2000",
+        "TEMPERATURE": "0",
+        "TOP_K": "1",
+        "DATA_DIR": str(isolated / "data"),
+    }
     port = free_port()
     proc = start_server(env, port)
     try:

@@ -75,16 +75,19 @@ def test_hit_rate(tmp_path, outcome):
     assert cache.stats()["hit_rate"] == (0.0 if outcome == "miss" else 1.0)
 
 
-@pytest.mark.parametrize("question, follow_up", [
-    ("What is the guest Wi-Fi code?", False),
-    ("How many vacation days do employees get per year?", False),
-    ("What about the second one?", True),
-    ("Why?", True),
-    ("And how is it configured?", True),
-    ("Can you explain that in more detail?", True),
-    ("휴가 신청은 어떻게 하나요?", False),
-    ("그럼 두 번째 방법은 뭐예요?", True),
-])
+@pytest.mark.parametrize(
+    "question, follow_up",
+    [
+        ("What is the guest Wi-Fi code?", False),
+        ("How many vacation days do employees get per year?", False),
+        ("What about the second one?", True),
+        ("Why?", True),
+        ("And how is it configured?", True),
+        ("Can you explain that in more detail?", True),
+        ("휴가 신청은 어떻게 하나요?", False),
+        ("그럼 두 번째 방법은 뭐예요?", True),
+    ],
+)
 def test_follow_ups_are_recognised(question, follow_up):
     assert depends_on_history(question) is follow_up
 

@@ -7,6 +7,8 @@ import pytest
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow  # each test runs the CLI in child processes
+
 
 def one_error_line(proc) -> str:
     assert proc.returncode != 0, proc.stdout
@@ -47,11 +49,14 @@ def test_no_model_answers_retrieval_only_and_exits_zero(corpus):
     assert "Retrieval only" in asked.stdout and "MARBLEFALCON" in asked.stdout and "Traceback" not in asked.stderr
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"N_CTX": "abc"}, "N_CTX='abc' is not a whole number"),
-    ({"N_CTX": "-1"}, "N_CTX=-1 is out of range"),
-    ({"MODEL_PATH": "/nonexistent/model.gguf"}, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"N_CTX": "abc"}, "N_CTX='abc' is not a whole number"),
+        ({"N_CTX": "-1"}, "N_CTX=-1 is out of range"),
+        ({"MODEL_PATH": "/nonexistent/model.gguf"}, "does not exist"),
+    ],
+)
 def test_bad_settings_give_one_line(env, words):
     assert words in one_error_line(run_cli("plan", env=env))
 
@@ -82,8 +87,9 @@ def test_a_cpu_crash_in_llama_cpp_leaves_ask_and_status_working(corpus, tiny_mod
     crashed = "tiny.gguf: llama.cpp crashed running this model on this CPU (SIGILL: an instruction this CPU"
     assert crashed in asked.stdout and "make install" in asked.stdout
     status = run_cli("status", env=env)
-    assert status.returncode == 0 and re.search(r"^model     failed in [\d.]+s: " + re.escape(crashed), status.stdout,
-                                                re.M), status.stdout
+    assert status.returncode == 0 and re.search(
+        r"^model     failed in [\d.]+s: " + re.escape(crashed), status.stdout, re.M
+    ), status.stdout
     assert "llama.cpp native build" in status.stdout
 
 
@@ -133,9 +139,14 @@ def test_cache_commands(tmp_path, tiny_model, corpus):
 
 
 def test_config_check_and_status_never_print_secrets():
-    env = {"LLM_API_KEY": "sk-secret-123", "LLM_BASE_URL": "http://u:pw-secret@127.0.0.1:9/v1",
-           "FALLBACKS": "openai:http://a:pw-other@127.0.0.1:9/v1#m,local", "LLM_CONNECT_TIMEOUT_S": "0.2",
-           "LLM_TOTAL_TIMEOUT_S": "0.5", "LLM_BACKEND": "openai"}
+    env = {
+        "LLM_API_KEY": "sk-secret-123",
+        "LLM_BASE_URL": "http://u:pw-secret@127.0.0.1:9/v1",
+        "FALLBACKS": "openai:http://a:pw-other@127.0.0.1:9/v1#m,local",
+        "LLM_CONNECT_TIMEOUT_S": "0.2",
+        "LLM_TOTAL_TIMEOUT_S": "0.5",
+        "LLM_BACKEND": "openai",
+    }
     checked = run_cli("config", "--check", env=env)
     assert checked.returncode == 0, checked.stderr
     assert "llm_api_key      *** (set)" in checked.stdout and "http://***@127.0.0.1:9/v1" in checked.stdout

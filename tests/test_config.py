@@ -14,27 +14,30 @@ def test_defaults():
     assert s.index_dir == PROJECT_ROOT / "index"
 
 
-@pytest.mark.parametrize("env, fragments", [
-    ({"N_CTX": "abc"}, ["N_CTX", "'abc'", "integer"]),
-    ({"N_CTX": "-1"}, ["N_CTX=-1", "out of range", "0 to"]),
-    ({"MAX_TOKENS": "0"}, ["MAX_TOKENS=0", "1 to"]),
-    ({"LOW_VRAM": "maybe"}, ["LOW_VRAM", "'maybe'", "true/false"]),
-    ({"VRAM_BUDGET": "1.5"}, ["VRAM_BUDGET=1.5", "above 0.0 to 1.0"]),
-    ({"VRAM_BUDGET": "nan"}, ["VRAM_BUDGET"]),
-    ({"TEMPERATURE": "hot"}, ["TEMPERATURE", "'hot'", "number"]),
-    ({"CHUNK_TOKENS": "100", "CHUNK_OVERLAP": "100"}, ["CHUNK_OVERLAP=100", "below CHUNK_TOKENS=100"]),
-    ({"N_BATCH": "64", "N_UBATCH": "128"}, ["N_UBATCH=128", "N_BATCH=64"]),
-    ({"N_GPU_LAYERS": "-2"}, ["N_GPU_LAYERS=-2"]),
-    ({"LLM_BACKEND": "ollama"}, ["LLM_BACKEND", "'ollama'", "local, openai"]),
-    ({"LLM_BACKEND": "openai"}, ["LLM_BACKEND=openai needs LLM_BASE_URL", "11434/v1"]),
-    ({"LLM_BASE_URL": "localhost:11434"}, ["LLM_BASE_URL", "'localhost:11434'", "http(s) URL"]),
-    ({"LLM_BASE_URL": "http://gpu:99999/v1"}, ["LLM_BASE_URL", "invalid port"]),
-    ({"FALLBACKS": "gpu-b,local"}, ["FALLBACKS", "'gpu-b'", "openai:URL"]),
-    ({"FALLBACKS": "openai:ftp://gpu-b/v1"}, ["FALLBACKS", "http(s) URL"]),
-    ({"LLM_READ_TIMEOUT_S": "0"}, ["LLM_READ_TIMEOUT_S=0.0", "above 0.0"]),
-    ({"LLM_RETRIES": "11"}, ["LLM_RETRIES=11", "0 to 10"]),
-    ({"LLM_CTX": "100"}, ["LLM_CTX=100", "0 (auto) or at least 256"]),
-])
+@pytest.mark.parametrize(
+    "env, fragments",
+    [
+        ({"N_CTX": "abc"}, ["N_CTX", "'abc'", "integer"]),
+        ({"N_CTX": "-1"}, ["N_CTX=-1", "out of range", "0 to"]),
+        ({"MAX_TOKENS": "0"}, ["MAX_TOKENS=0", "1 to"]),
+        ({"LOW_VRAM": "maybe"}, ["LOW_VRAM", "'maybe'", "true/false"]),
+        ({"VRAM_BUDGET": "1.5"}, ["VRAM_BUDGET=1.5", "above 0.0 to 1.0"]),
+        ({"VRAM_BUDGET": "nan"}, ["VRAM_BUDGET"]),
+        ({"TEMPERATURE": "hot"}, ["TEMPERATURE", "'hot'", "number"]),
+        ({"CHUNK_TOKENS": "100", "CHUNK_OVERLAP": "100"}, ["CHUNK_OVERLAP=100", "below CHUNK_TOKENS=100"]),
+        ({"N_BATCH": "64", "N_UBATCH": "128"}, ["N_UBATCH=128", "N_BATCH=64"]),
+        ({"N_GPU_LAYERS": "-2"}, ["N_GPU_LAYERS=-2"]),
+        ({"LLM_BACKEND": "ollama"}, ["LLM_BACKEND", "'ollama'", "local, openai"]),
+        ({"LLM_BACKEND": "openai"}, ["LLM_BACKEND=openai needs LLM_BASE_URL", "11434/v1"]),
+        ({"LLM_BASE_URL": "localhost:11434"}, ["LLM_BASE_URL", "'localhost:11434'", "http(s) URL"]),
+        ({"LLM_BASE_URL": "http://gpu:99999/v1"}, ["LLM_BASE_URL", "invalid port"]),
+        ({"FALLBACKS": "gpu-b,local"}, ["FALLBACKS", "'gpu-b'", "openai:URL"]),
+        ({"FALLBACKS": "openai:ftp://gpu-b/v1"}, ["FALLBACKS", "http(s) URL"]),
+        ({"LLM_READ_TIMEOUT_S": "0"}, ["LLM_READ_TIMEOUT_S=0.0", "above 0.0"]),
+        ({"LLM_RETRIES": "11"}, ["LLM_RETRIES=11", "0 to 10"]),
+        ({"LLM_CTX": "100"}, ["LLM_CTX=100", "0 (auto) or at least 256"]),
+    ],
+)
 def test_bad_values_name_variable_value_and_range(env, fragments):
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
@@ -49,20 +52,31 @@ def test_parsing():
 
 
 def test_the_backend_chain_is_llm_backend_then_fallbacks_without_duplicates():
-    s = Settings.from_env({"LLM_BACKEND": "openai", "LLM_BASE_URL": "http://gpu-a:8000/v1/, http://gpu-b:8000/v1",
-                           "FALLBACKS": "openai:http://gpu-b:8000/v1, openai:http://ollama:11434/v1#llama3.1:8b, "
-                                        "local"})
-    assert [e.name for e in s.chain] == ["openai:http://gpu-a:8000/v1", "openai:http://gpu-b:8000/v1",
-                                         "openai:http://ollama:11434/v1#llama3.1:8b", "local"]
+    s = Settings.from_env(
+        {
+            "LLM_BACKEND": "openai",
+            "LLM_BASE_URL": "http://gpu-a:8000/v1/, http://gpu-b:8000/v1",
+            "FALLBACKS": "openai:http://gpu-b:8000/v1, openai:http://ollama:11434/v1#llama3.1:8b, local",
+        }
+    )
+    assert [e.name for e in s.chain] == [
+        "openai:http://gpu-a:8000/v1",
+        "openai:http://gpu-b:8000/v1",
+        "openai:http://ollama:11434/v1#llama3.1:8b",
+        "local",
+    ]
     assert s.chain[2].model == "llama3.1:8b"
     assert [e.name for e in Settings.from_env({}).chain] == ["local"]
     assert [e.name for e in Settings.from_env({"FALLBACKS": "openai:http://gpu-a:8000/v1"}).chain] == [
-        "local", "openai:http://gpu-a:8000/v1"]
+        "local",
+        "openai:http://gpu-a:8000/v1",
+    ]
 
 
 def test_secrets_are_never_shown():
-    s = Settings.from_env({"LLM_BACKEND": "openai", "LLM_BASE_URL": "http://user:pw-123@gpu-a:8000/v1",
-                           "LLM_API_KEY": "sk-secret-456"})
+    s = Settings.from_env(
+        {"LLM_BACKEND": "openai", "LLM_BASE_URL": "http://user:pw-123@gpu-a:8000/v1", "LLM_API_KEY": "sk-secret-456"}
+    )
     shown = repr(s) + repr(s.chain) + " ".join(e.name for e in s.chain)
     assert "sk-secret-456" not in shown and "pw-123" not in shown
     assert s.chain[0].name == "openai:http://***@gpu-a:8000/v1"

@@ -14,8 +14,12 @@ def test_token_counts_and_offsets(embedder):
     assert embedder.token_offsets(["hello world"])[0] == [(0, 5), (6, 11)]
 
 
-TEXTS = ["The cat sat on the mat.", "short", "Ünïcödé — 휴가 신청은 어떻게 하나요?",
-         "A long passage about refunds. " * 80]  # past max_seq_length: truncated the same way
+TEXTS = [
+    "The cat sat on the mat.",
+    "short",
+    "Ünïcödé — 휴가 신청은 어떻게 하나요?",
+    "A long passage about refunds. " * 80,
+]  # past max_seq_length: truncated the same way
 
 
 def reference_model(model_dir):

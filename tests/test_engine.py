@@ -90,8 +90,9 @@ def test_no_model_answers_retrieval_only(settings, embedder, corpus):
     assert engine.status().part("model").state == "failed"
 
 
-def test_model_still_loading_gives_retrieval_only_then_the_full_answer(settings, embedder, tiny_model, corpus,
-                                                                      monkeypatch):
+def test_model_still_loading_gives_retrieval_only_then_the_full_answer(
+    settings, embedder, tiny_model, corpus, monkeypatch
+):
     monkeypatch.setenv("AI_CHAT_FAILPOINT", "model.load=sleep4")  # a slow disk
     engine = Engine(replace(settings, model_path=tiny_model), embedder=embedder, start=False)
     engine.start(("model",))

@@ -22,13 +22,16 @@ def _bad(tmp_path, data: bytes):
     return path
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
-    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML"),
-    (b"just some notes that were renamed to .gguf\n", "not a GGUF file"),
-    (bytes(range(256)) * 8, "not a GGUF file"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n", "Git LFS pointer"),
+        (b"<!DOCTYPE html><html><body>Sign in</body></html>", "HTML"),
+        (b"just some notes that were renamed to .gguf\n", "not a GGUF file"),
+        (bytes(range(256)) * 8, "not a GGUF file"),
+    ],
+)
 def test_wrong_files_get_specific_errors(tmp_path, data, words):
     with pytest.raises(ModelError, match=words):
         read_meta(_bad(tmp_path, data))

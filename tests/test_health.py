@@ -52,7 +52,7 @@ def test_health_keeps_a_window_of_latencies_and_counts_errors():
 def test_backoff_is_jittered_exponential_capped_and_honours_retry_after():
     for attempt in range(8):
         delays = [backoff_s(attempt) for _ in range(200)]
-        assert all(0 <= d <= min(4.0, 0.25 * 2 ** attempt) for d in delays) and len(set(delays)) > 100
+        assert all(0 <= d <= min(4.0, 0.25 * 2**attempt) for d in delays) and len(set(delays)) > 100
     assert backoff_s(0, retry_after=3.0) >= 3.0
 
 
@@ -60,8 +60,10 @@ def test_the_token_estimate_is_not_below_a_real_tokenizer(embedder):
     """English and code vs MiniLM's WordPiece, which splits finer than chat-model BPEs. (For Korean it
     splits syllables into jamo, unlike any chat model, so it is no reference there.)"""
     tokenizer = embedder.tokenizer
-    for text in ("The festival ends with a parade of paper boats at midnight.",
-                 "Reliability: ENOSPC mid-commit raises IndexWriteError; the last version stays loadable.",
-                 "def f(x): return {'a': [1, 2, 3]}  # code, numbers and punctuation"):
+    for text in (
+        "The festival ends with a parade of paper boats at midnight.",
+        "Reliability: ENOSPC mid-commit raises IndexWriteError; the last version stays loadable.",
+        "def f(x): return {'a': [1, 2, 3]}  # code, numbers and punctuation",
+    ):
         assert estimate_tokens(text) >= len(tokenizer.encode(text, add_special_tokens=False)), text
     assert estimate_tokens("축제는 매년 10월에 열립니다") == 2 * 11 + int(5 / 3.5) + 1  # two per syllable

@@ -111,6 +111,7 @@ def test_a_version_nobody_reads_is_closed_at_the_swap(root):
         first.query("SELECT 1")
 
 
+@pytest.mark.slow
 def test_the_cli_exits_at_once_after_a_commit(tmp_path, corpus):
     from .conftest import run_cli
 

@@ -32,11 +32,14 @@ def test_encodings():
     assert loaders.decode_text(b"caf\xe9 \xff\xfe\xfd") is not None  # never fails
 
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "not a readable PDF"),
-    (b"PK\x03\x04 this is a zip renamed", "not a readable PDF"),
-    (b"%PDF-1.7\n1 0 obj garbage", "not a readable PDF|no text layer"),
-])
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "not a readable PDF"),
+        (b"PK\x03\x04 this is a zip renamed", "not a readable PDF"),
+        (b"%PDF-1.7\n1 0 obj garbage", "not a readable PDF|no text layer"),
+    ],
+)
 def test_broken_pdfs_are_named(tmp_path, data, words):
     path = tmp_path / "broken.pdf"
     path.write_bytes(data)
@@ -67,7 +70,7 @@ def test_chunks_respect_the_embedder_limit_and_overlap(embedder):
     page1 = [c for c in chunks if c.page == 1]
     assert any(s in page1[1].text for s in page1[0].text.split(". ")[-2:])  # shared sentence(s)
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
-    assert all(sections[c.page - 1].text[c.start:c.end] == c.text for c in chunks)
+    assert all(sections[c.page - 1].text[c.start : c.end] == c.text for c in chunks)
     huge = chunk_sections([loaders.Section(None, "x " * 5000)], embedder, 8000, 0)  # CHUNK_TOKENS above the limit
     assert max(embedder.count_tokens([c.text for c in huge])) <= embedder.max_tokens
 

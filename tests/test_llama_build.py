@@ -48,21 +48,30 @@ def test_the_installed_build_is_native_without_amx_and_its_code_has_no_amx():
 
 def test_the_checker_finds_amx_and_avx512_code(tmp_path):
     src = tmp_path / "k.c"
-    src.write_text('void amx(void) { __asm__ volatile ("tilezero %tmm4"); }\n'
-                   'void wide(void) { __asm__ volatile ("vaddps %zmm1, %zmm2, %zmm3"); }\n'
-                   'void avx(void) { __asm__ volatile ("vaddps %ymm1, %ymm2, %ymm3"); }\n')
+    src.write_text(
+        'void amx(void) { __asm__ volatile ("tilezero %tmm4"); }\n'
+        'void wide(void) { __asm__ volatile ("vaddps %zmm1, %zmm2, %zmm3"); }\n'
+        'void avx(void) { __asm__ volatile ("vaddps %ymm1, %ymm2, %ymm3"); }\n'
+    )
     lib = tmp_path / "libggml-cpu-x64.so"
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
     assert check_cpu_code.levels_used(lib) == {"avx": 1, "avx512": 1, "amx": 1}
     problems = check_cpu_code.check(tmp_path, portable=True)
     assert problems == ["libggml-cpu-x64.so uses amx instructions (at most none allowed)"]
     assert check_cpu_code.check(tmp_path, portable=False) == [
-        "libggml-cpu-x64.so uses amx instructions (at most avx512 allowed)"]
+        "libggml-cpu-x64.so uses amx instructions (at most avx512 allowed)"
+    ]
 
 
 def print_key(*args, env=None):
-    out = subprocess.run([sys.executable, "scripts/build_llama.py", "--print-key", *args], cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, env={**(env or {}), "PATH": "/usr/bin:/bin"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "scripts/build_llama.py", "--print-key", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        env={**(env or {}), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -71,8 +80,10 @@ def test_a_wheel_built_for_another_cpu_is_never_reused(tmp_path):
     avx512 = cpuinfo(tmp_path, "a", "fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512bw hypervisor")
     avx2 = cpuinfo(tmp_path, "b", "fpu sse4_2 avx avx2 fma f16c bmi2 hypervisor")
     other_vm = cpuinfo(tmp_path, "c", "fpu sse4_2 avx avx2 fma f16c bmi2 avx512f avx512bw constant_tsc")
-    key = {n: print_key(env={"AI_CHAT_CPUINFO": str(p)}) for n, p in
-           {"avx512": avx512, "avx2": avx2, "other_vm": other_vm}.items()}
+    key = {
+        n: print_key(env={"AI_CHAT_CPUINFO": str(p)})
+        for n, p in {"avx512": avx512, "avx2": avx2, "other_vm": other_vm}.items()
+    }
     assert key["avx512"] != key["avx2"]
     assert key["avx512"] == key["other_vm"]  # flags that are not instruction sets do not matter
     portable = {print_key("--mode", "portable", env={"AI_CHAT_CPUINFO": str(p)}) for p in (avx512, avx2)}
@@ -80,7 +91,7 @@ def test_a_wheel_built_for_another_cpu_is_never_reused(tmp_path):
     assert print_key("--cuda", "on") != print_key()
     # install and the images look only in the slot of their own key and build with pip's cache off
     source = (PROJECT_ROOT / "scripts" / "build_llama.py").read_text()
-    assert '"--no-cache-dir"' in source and "args.cache / config[\"key\"]" in source
+    assert '"--no-cache-dir"' in source and 'args.cache / config["key"]' in source
 
 
 def fake_wheel(path, files):
@@ -92,10 +103,17 @@ def fake_wheel(path, files):
 
 
 def test_a_portable_wheel_puts_the_cpu_variants_next_to_libggml_without_amx(tmp_path):
-    wheel = fake_wheel(tmp_path / "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl", {
-        "llama_cpp/__init__.py": b"", "llama_cpp/lib/libggml.so": b"ggml", "bin/libggml-cpu-x64.so": b"x64",
-        "bin/libggml-cpu-haswell.so": b"haswell", "bin/libggml-cpu-sapphirerapids.so": b"amx",
-        "llama_cpp_python-0.3.36.dist-info/METADATA": b"Name: llama-cpp-python\n"})
+    wheel = fake_wheel(
+        tmp_path / "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl",
+        {
+            "llama_cpp/__init__.py": b"",
+            "llama_cpp/lib/libggml.so": b"ggml",
+            "bin/libggml-cpu-x64.so": b"x64",
+            "bin/libggml-cpu-haswell.so": b"haswell",
+            "bin/libggml-cpu-sapphirerapids.so": b"amx",
+            "llama_cpp_python-0.3.36.dist-info/METADATA": b"Name: llama-cpp-python\n",
+        },
+    )
     config = {"key": "k1", "mode": "portable"}
     out = build_llama.finish_wheel(wheel, config, tmp_path / "out")
     with zipfile.ZipFile(out) as z:
@@ -113,8 +131,9 @@ def test_a_portable_wheel_puts_the_cpu_variants_next_to_libggml_without_amx(tmp_
         assert len(record) == len(names)
 
 
-def test_a_native_build_from_another_cpu_is_refused_before_it_can_crash(settings, tiny_model, embedder, corpus,
-                                                                         tmp_path, monkeypatch):
+def test_a_native_build_from_another_cpu_is_refused_before_it_can_crash(
+    settings, tiny_model, embedder, corpus, tmp_path, monkeypatch
+):
     built_for = {"mode": "native", "cpu_flags": ["avx", "avx2", "avx512f", "avx512bw", "fma"]}
     assert llama_build.cpu_mismatch(built_for, ["avx", "avx2", "avx512f", "avx512bw", "fma", "amx_tile"]) is None
     why = llama_build.cpu_mismatch(built_for, ["avx", "avx2", "fma"])
@@ -124,8 +143,7 @@ def test_a_native_build_from_another_cpu_is_refused_before_it_can_crash(settings
     monkeypatch.setenv("AI_CHAT_CPUINFO", str(cpuinfo(tmp_path, "old", "fpu sse2")))
     engine = Engine(replace(settings, model_path=tiny_model, max_tokens=8), embedder=embedder)
     engine.ingest([corpus[0]])
-    done = [e for e in engine.ask("What is the parking permit number?", wait_for_model=True)
-            if isinstance(e, Done)][-1]
+    done = [e for e in engine.ask("What is the parking permit number?", wait_for_model=True) if isinstance(e, Done)][-1]
     assert done.retrieval_only and "COPPERLANTERN" in done.answer
     assert "tiny.gguf: not loaded: llama-cpp-python was compiled for another CPU" in done.reason
 

@@ -12,8 +12,10 @@ from rag.llm.local import LocalLLM
 from rag.llm.ticket import TicketLock
 from rag.modelgen import PRESETS, write_model
 
-MESSAGES = [{"role": "system", "content": "You answer briefly."},
-            {"role": "user", "content": "What colour is the sky on a clear day?"}]
+MESSAGES = [
+    {"role": "system", "content": "You answer briefly."},
+    {"role": "user", "content": "What colour is the sky on a clear day?"},
+]
 
 
 def load(path, **env) -> LocalLLM:
@@ -121,8 +123,10 @@ def test_concurrent_callers_queue_instead_of_crashing(llm):
 
 def test_template_injection_in_a_gguf_is_refused(tmp_path):
     marker = tmp_path / "pwned"
-    evil = ("{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}"
-            "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    evil = (
+        "{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}"
+        "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    )
     path = write_model(tmp_path / "evil.gguf", PRESETS["tiny"], chat_template=evil)
     llm = load(path)
     assert "tried an unsafe operation, which the sandbox refused" in llm.template_fallback
@@ -130,12 +134,18 @@ def test_template_injection_in_a_gguf_is_refused(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("template, words", [
-    # misbehaves only past the first message: the load-time render uses a multi-turn chat
-    ("{% for m in messages %}{% if loop.index > 1 %}{{ m.__class__.__mro__ }}{% endif %}{{ m['content'] }}"
-     "{% endfor %}", "unsafe operation"),
-    ("{% include 'system_prompt.j2' %}{% for m in messages %}{{ m['content'] }}{% endfor %}", "TemplateNotFound"),
-])
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        # misbehaves only past the first message: the load-time render uses a multi-turn chat
+        (
+            "{% for m in messages %}{% if loop.index > 1 %}{{ m.__class__.__mro__ }}{% endif %}{{ m['content'] }}"
+            "{% endfor %}",
+            "unsafe operation",
+        ),
+        ("{% include 'system_prompt.j2' %}{% for m in messages %}{{ m['content'] }}{% endfor %}", "TemplateNotFound"),
+    ],
+)
 def test_templates_that_fail_fall_back_to_chatml_with_the_reason(tmp_path, template, words):
     path = write_model(tmp_path / "odd.gguf", PRESETS["tiny"], chat_template=template)
     llm = load(path)
@@ -147,15 +157,20 @@ def test_templates_that_fail_fall_back_to_chatml_with_the_reason(tmp_path, templ
 
 
 def test_a_template_that_does_not_compile_is_a_clear_error(tmp_path):
-    path = write_model(tmp_path / "typo.gguf", PRESETS["tiny"],
-                       chat_template="{% for m in messages %}{{ m['content'] | nosuchfilter }}{% endfor %}")
+    path = write_model(
+        tmp_path / "typo.gguf",
+        PRESETS["tiny"],
+        chat_template="{% for m in messages %}{{ m['content'] | nosuchfilter }}{% endfor %}",
+    )
     with pytest.raises(ModelError, match="typo.gguf: its chat template does not compile .*nosuchfilter"):
         load(path)
 
 
 def test_a_template_that_fails_only_at_ask_time_falls_back_then(tmp_path):
-    template = ("{% for m in messages %}{% if m['content'] == 'trigger' %}{{ m.__class__.__mro__ }}{% endif %}"
-                "{{ m['content'] }}{% endfor %}")
+    template = (
+        "{% for m in messages %}{% if m['content'] == 'trigger' %}{{ m.__class__.__mro__ }}{% endif %}"
+        "{{ m['content'] }}{% endfor %}"
+    )
     llm = load(write_model(tmp_path / "late.gguf", PRESETS["tiny"], chat_template=template))
     assert llm.template_fallback == ""
     assert llm.count_chat([{"role": "user", "content": "trigger"}]) > 0

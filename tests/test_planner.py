@@ -16,9 +16,22 @@ GiB, MiB = 1024**3, 1024**2
 
 def qwen_1_5b_like() -> GGUFMeta:
     """Metadata of a 1.5B Q4_0 model (28 layers, GQA 12/2, head_dim 128): planner input, no file needed."""
-    return GGUFMeta(path=None, file_size=930 * MiB, architecture="qwen2", n_layer=28, n_embd=1536, n_head=12,
-                    n_head_kv=2, key_length=128, value_length=128, context_length=32768, n_vocab=151936,
-                    quantization="Q4_0", layer_bytes=[26 * MiB] * 28, other_bytes=200 * MiB)
+    return GGUFMeta(
+        path=None,
+        file_size=930 * MiB,
+        architecture="qwen2",
+        n_layer=28,
+        n_embd=1536,
+        n_head=12,
+        n_head_kv=2,
+        key_length=128,
+        value_length=128,
+        context_length=32768,
+        n_vocab=151936,
+        quantization="Q4_0",
+        layer_bytes=[26 * MiB] * 28,
+        other_bytes=200 * MiB,
+    )
 
 
 def reading(gpu_free: int | None = None, ram_free: int = 16 * GiB) -> memory.Reading:
@@ -56,8 +69,10 @@ def test_low_vram_quantizes_kv_and_shrinks_batches():
     assert plan["type_k"] == plan["type_v"] == memory.GGML_TYPE_Q8_0
     assert (plan["n_batch"], plan["n_ubatch"]) == (256, 128)
     odd_heads = replace(qwen_1_5b_like(), key_length=40, value_length=40)
-    assert memory.plan(odd_heads, Settings.from_env({"LOW_VRAM": "1"}),
-                       reading(gpu_free=20 * GiB))["type_k"] == memory.GGML_TYPE_F16
+    assert (
+        memory.plan(odd_heads, Settings.from_env({"LOW_VRAM": "1"}), reading(gpu_free=20 * GiB))["type_k"]
+        == memory.GGML_TYPE_F16
+    )
 
 
 def test_explicit_values_win_but_warn():
@@ -93,17 +108,22 @@ Llama(sys.argv[1], n_ctx=int(sys.argv[2]), n_gpu_layers=0, verbose=True)
 """
 
 
-@pytest.mark.parametrize("shape", [
-    Shape(n_vocab=512, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=128),     # grouped-query
-    Shape(n_vocab=512, n_embd=128, n_layer=3, n_head=4, n_head_kv=4, n_ff=256),    # multi-head
-    Shape(n_vocab=512, n_embd=256, n_layer=2, n_head=2, n_head_kv=1, n_ff=256),    # head_dim 128, one KV head
-], ids=["gqa", "mha", "mqa-hd128"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        Shape(n_vocab=512, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=128),  # grouped-query
+        Shape(n_vocab=512, n_embd=128, n_layer=3, n_head=4, n_head_kv=4, n_ff=256),  # multi-head
+        Shape(n_vocab=512, n_embd=256, n_layer=2, n_head=2, n_head_kv=1, n_ff=256),  # head_dim 128, one KV head
+    ],
+    ids=["gqa", "mha", "mqa-hd128"],
+)
 def test_kv_prediction_matches_llama_cpp(tmp_path, shape):
     path = write_model(tmp_path / "m.gguf", shape)
     meta = read_meta(path)
     n_ctx = memory.plan(meta, Settings.from_env({}), reading())["n_ctx"]
-    out = subprocess.run([sys.executable, "-c", KV_SCRIPT, str(path), str(n_ctx)], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", KV_SCRIPT, str(path), str(n_ctx)], capture_output=True, text=True, timeout=120
+    )
     sizes = [float(x) for x in re.findall(r"KV buffer size =\s+([\d.]+) MiB", out.stderr)]
     assert sizes, out.stderr[-2000:]
     actual = sum(sizes) * MiB

@@ -15,8 +15,10 @@ def llm(tiny_model):
 
 
 def hits(n: int, words: int) -> list[Hit]:
-    return [Hit(i, 1 - i / 100, " ".join(f"passage{i} word{j}" for j in range(words)), f"doc{i}.pdf", i + 1, "d")
-            for i in range(n)]
+    return [
+        Hit(i, 1 - i / 100, " ".join(f"passage{i} word{j}" for j in range(words)), f"doc{i}.pdf", i + 1, "d")
+        for i in range(n)
+    ]
 
 
 def test_everything_fits_when_there_is_room(llm):
@@ -40,8 +42,12 @@ def test_never_over_budget(llm, room):
 
 
 def test_oldest_history_goes_before_passages(llm):
-    history = [{"role": "user", "content": f"old question {i} " * 30} if i % 2 == 0 else
-               {"role": "assistant", "content": f"old answer {i} " * 30} for i in range(6)]
+    history = [
+        {"role": "user", "content": f"old question {i} " * 30}
+        if i % 2 == 0
+        else {"role": "assistant", "content": f"old answer {i} " * 30}
+        for i in range(6)
+    ]
     full = llm.count_chat(build("Q?", history, hits(4, 20), llm.count_chat, 100000).messages)
     built = build("Q?", history, hits(4, 20), llm.count_chat, full - 50)
     assert built.dropped_turns == 2 and built.dropped_hits == 0

@@ -22,8 +22,12 @@ from rag.modelgen import Shape, write_model
 
 from .servers import FullBacklogServer, LlamaServer, ScriptedServer, StalledServer, free_port, sse_event
 
-DOC = ("The Harbor Lantern Festival takes place every October on the north pier. Tickets cost twelve euros. "
-       "The festival ends with a parade of paper boats at midnight.")
+pytestmark = pytest.mark.slow  # real llama_cpp.server processes
+
+DOC = (
+    "The Harbor Lantern Festival takes place every October on the north pier. Tickets cost twelve euros. "
+    "The festival ends with a parade of paper boats at midnight."
+)
 QUESTION = "When does the Harbor Lantern Festival take place?"
 
 
@@ -56,8 +60,13 @@ def make_engine(isolated, embedder, monkeypatch):
     engines = []
 
     def make(**env) -> Engine:
-        base = {"LLM_CTX": "4096", "MAX_TOKENS": "24", "TEMPERATURE": "0", "LLM_CONNECT_TIMEOUT_S": "1",
-                "LLM_READ_TIMEOUT_S": "20"}
+        base = {
+            "LLM_CTX": "4096",
+            "MAX_TOKENS": "24",
+            "TEMPERATURE": "0",
+            "LLM_CONNECT_TIMEOUT_S": "1",
+            "LLM_READ_TIMEOUT_S": "20",
+        }
         for name, value in {**base, **env}.items():
             monkeypatch.setenv(name, str(value))
         engine = Engine(Settings.from_env(), embedder=embedder)
@@ -148,11 +157,13 @@ def _kill_after(server: LlamaServer, n_tokens: int):
     def on_token(count: int) -> None:
         if count == n_tokens:
             server.kill()
+
     return on_token
 
 
 def test_a_server_dying_mid_stream_leaves_the_partial_answer_and_a_note_and_caches_nothing(
-        make_engine, slow_model, tmp_path):
+    make_engine, slow_model, tmp_path
+):
     a = LlamaServer(slow_model, tmp_path / "a.log").start()
     try:
         engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=a.url, MAX_TOKENS="300")
@@ -172,8 +183,9 @@ def test_a_server_dying_mid_stream_leaves_the_partial_answer_and_a_note_and_cach
 def test_a_server_dying_mid_stream_hands_over_to_the_next(make_engine, slow_model, server_b, tmp_path):
     a = LlamaServer(slow_model, tmp_path / "a.log").start()
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=a.url, FALLBACKS=f"openai:{server_b.url}",
-                             MAX_TOKENS="300")
+        engine = make_engine(
+            LLM_BACKEND="openai", LLM_BASE_URL=a.url, FALLBACKS=f"openai:{server_b.url}", MAX_TOKENS="300"
+        )
         events, done = ask(engine, on_token=_kill_after(a, 3))
     finally:
         a.kill()
@@ -197,8 +209,13 @@ def _scope(engine: Engine) -> str:
 def test_a_stalled_server_times_out_within_its_bound_and_fails_over(make_engine, server_b, read_s, total_s):
     stalled = StalledServer()
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=stalled.url, FALLBACKS=f"openai:{server_b.url}",
-                             LLM_READ_TIMEOUT_S=read_s, LLM_TOTAL_TIMEOUT_S=total_s)
+        engine = make_engine(
+            LLM_BACKEND="openai",
+            LLM_BASE_URL=stalled.url,
+            FALLBACKS=f"openai:{server_b.url}",
+            LLM_READ_TIMEOUT_S=read_s,
+            LLM_TOTAL_TIMEOUT_S=total_s,
+        )
         began = time.monotonic()
         failed_over_after = None
         for event in engine.ask(QUESTION):
@@ -217,8 +234,12 @@ def test_a_stalled_server_times_out_within_its_bound_and_fails_over(make_engine,
 def test_a_connection_that_never_completes_hits_the_connect_timeout_and_fails_over(make_engine, server_b):
     unreachable = FullBacklogServer()
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=unreachable.url, FALLBACKS=f"openai:{server_b.url}",
-                             LLM_CONNECT_TIMEOUT_S="0.5")
+        engine = make_engine(
+            LLM_BACKEND="openai",
+            LLM_BASE_URL=unreachable.url,
+            FALLBACKS=f"openai:{server_b.url}",
+            LLM_CONNECT_TIMEOUT_S="0.5",
+        )
         _, done, elapsed = timed_ask(engine)
     finally:
         unreachable.stop()
@@ -243,11 +264,15 @@ def test_retries_back_off_on_5xx_and_429_then_succeed(make_engine):
     assert remote.token_counter == "estimate" and remote.model == "scripted"  # estimated tokens, first listed model
 
 
-@pytest.mark.parametrize("fields, props, expected, source", [
-    ({"max_model_len": 1024}, None, 1024, "server (max_model_len)"),  # vLLM's /v1/models
-    ({}, {"default_generation_settings": {"n_ctx": 2048}}, 2048, "server (/props)"),  # llama.cpp's server
-    ({}, None, 4096, "default: the server does not report it; set LLM_CTX"),  # Ollama, LM Studio
-], ids=["vllm", "llama.cpp", "neither"])
+@pytest.mark.parametrize(
+    "fields, props, expected, source",
+    [
+        ({"max_model_len": 1024}, None, 1024, "server (max_model_len)"),  # vLLM's /v1/models
+        ({}, {"default_generation_settings": {"n_ctx": 2048}}, 2048, "server (/props)"),  # llama.cpp's server
+        ({}, None, 4096, "default: the server does not report it; set LLM_CTX"),  # Ollama, LM Studio
+    ],
+    ids=["vllm", "llama.cpp", "neither"],
+)
 def test_the_context_size_is_asked_from_the_server_when_llm_ctx_is_unset(make_engine, fields, props, expected, source):
     server = ScriptedServer([], model_fields=fields, props=props)
     try:
@@ -292,7 +317,8 @@ def test_no_retry_on_4xx(make_engine, status):
 
 
 def test_a_real_server_rejecting_the_key_gets_one_request_and_the_key_is_never_shown(
-        make_engine, tiny_model, tmp_path, caplog):
+    make_engine, tiny_model, tmp_path, caplog
+):
     secret = "sk-test-very-secret-123"
     server = LlamaServer(tiny_model, tmp_path / "auth.log", api_key="right-key").start()
     try:
@@ -313,8 +339,15 @@ def test_a_real_server_rejecting_the_key_gets_one_request_and_the_key_is_never_s
 
 def test_the_breaker_opens_skips_the_server_and_closes_after_a_good_probe(make_engine, tiny_model, server_b, tmp_path):
     a = LlamaServer(tiny_model, tmp_path / "a.log")  # not started: its port refuses connections
-    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=a.url, FALLBACKS=f"openai:{server_b.url}",
-                         LLM_RETRIES="0", LLM_BREAKER_FAILURES="2", LLM_BREAKER_COOLDOWN_S="2", SEMANTIC_CACHE="0")
+    engine = make_engine(
+        LLM_BACKEND="openai",
+        LLM_BASE_URL=a.url,
+        FALLBACKS=f"openai:{server_b.url}",
+        LLM_RETRIES="0",
+        LLM_BREAKER_FAILURES="2",
+        LLM_BREAKER_COOLDOWN_S="2",
+        SEMANTIC_CACHE="0",
+    )
     for i in range(2):
         assert ask(engine, f"{QUESTION} {i}")[1].backend == f"openai:{server_b.url}"
     state = backend(engine, a.url)
@@ -339,8 +372,7 @@ def test_the_breaker_opens_skips_the_server_and_closes_after_a_good_probe(make_e
 
 def test_every_backend_down_answers_from_the_documents(make_engine):
     first, second = dead_url(), dead_url()
-    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=first, FALLBACKS=f"openai:{second},local",
-                         LLM_RETRIES="0")
+    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=first, FALLBACKS=f"openai:{second},local", LLM_RETRIES="0")
     events, done = ask(engine)
     assert done.retrieval_only and "October" in done.answer
     for part in (first, second, "local: no GGUF"):
@@ -349,8 +381,9 @@ def test_every_backend_down_answers_from_the_documents(make_engine):
 
 
 def test_the_local_model_is_the_last_resort(make_engine, tiny_model):
-    engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=dead_url(), FALLBACKS="local",
-                         MODEL_PATH=str(tiny_model), LLM_RETRIES="0")
+    engine = make_engine(
+        LLM_BACKEND="openai", LLM_BASE_URL=dead_url(), FALLBACKS="local", MODEL_PATH=str(tiny_model), LLM_RETRIES="0"
+    )
     assert engine.chain.local.model.state == "idle"  # a local fallback loads when first needed
     _, done = ask(engine)
     assert done.backend == "local" and not done.retrieval_only and done.answer
@@ -396,8 +429,12 @@ def test_stop_closes_the_stream_and_caches_nothing(make_engine, server_a):
 def test_cli_status_and_ask_report_the_backends(server_a):
     from .conftest import run_cli
 
-    env = {"LLM_BACKEND": "openai", "LLM_BASE_URL": f"{dead_url()},{server_a.url}", "LLM_RETRIES": "0",
-           "MAX_TOKENS": "16"}
+    env = {
+        "LLM_BACKEND": "openai",
+        "LLM_BASE_URL": f"{dead_url()},{server_a.url}",
+        "LLM_RETRIES": "0",
+        "MAX_TOKENS": "16",
+    }
     status = run_cli("status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     dead, live = (b["remote"] for b in json.loads(status.stdout)["backends"])
@@ -421,6 +458,7 @@ def test_the_remote_benchmark_runs_one_round(isolated, monkeypatch):
 
 def _keepalives_after(first: str | None, seconds: float):
     """A stream body: optionally one token, then only SSE keep-alive comments for `seconds`."""
+
     def body(write):
         if first is not None:
             write(sse_event({"role": "assistant"}) + sse_event({"content": first}))
@@ -428,14 +466,16 @@ def _keepalives_after(first: str | None, seconds: float):
         while time.monotonic() < end:
             write(": keep-alive\n\n")
             time.sleep(0.1)
+
     return body
 
 
 def test_keepalives_after_the_first_token_cannot_outlast_gen_timeout(make_engine):
     server = ScriptedServer([], stream_body=_keepalives_after("Partial", 30))
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, GEN_TIMEOUT_S="1.5",
-                             LLM_READ_TIMEOUT_S="20")
+        engine = make_engine(
+            LLM_BACKEND="openai", LLM_BASE_URL=server.url, GEN_TIMEOUT_S="1.5", LLM_READ_TIMEOUT_S="20"
+        )
         _, done, elapsed = timed_ask(engine)
     finally:
         server.stop()
@@ -446,8 +486,9 @@ def test_keepalives_after_the_first_token_cannot_outlast_gen_timeout(make_engine
 def test_keepalives_only_do_not_reset_the_read_timeout(make_engine, server_b):
     server = ScriptedServer([], stream_body=_keepalives_after("Partial", 30))
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, LLM_READ_TIMEOUT_S="1",
-                             FALLBACKS=f"openai:{server_b.url}")
+        engine = make_engine(
+            LLM_BACKEND="openai", LLM_BASE_URL=server.url, LLM_READ_TIMEOUT_S="1", FALLBACKS=f"openai:{server_b.url}"
+        )
         events, done, elapsed = timed_ask(engine)
     finally:
         server.stop()
@@ -465,8 +506,9 @@ def test_invalid_json_in_the_stream_is_a_broken_stream(make_engine, server_b, wh
 
     server = ScriptedServer([], stream_body=body)
     try:
-        engine = make_engine(LLM_BACKEND="openai", LLM_BASE_URL=server.url, FALLBACKS=f"openai:{server_b.url}",
-                             LLM_RETRIES="0")
+        engine = make_engine(
+            LLM_BACKEND="openai", LLM_BASE_URL=server.url, FALLBACKS=f"openai:{server_b.url}", LLM_RETRIES="0"
+        )
         events, done = ask(engine)
     finally:
         server.stop()

@@ -63,8 +63,9 @@ def test_follow_up_context_finds_the_same_document(store, embedder):
     the earlier question is searched lexically at half weight, so the parking document comes first."""
     alone = retrieve.search(embedder, store, "그럼 요금은?", 3, mode="lexical")
     assert not alone or alone[0].source != "parking.md"
-    followed = retrieve.search(embedder, store, "그럼 요금은?", 3, mode="lexical",
-                               context="방문객 주차는 어디에 하나요?")
+    followed = retrieve.search(
+        embedder, store, "그럼 요금은?", 3, mode="lexical", context="방문객 주차는 어디에 하나요?"
+    )
     assert followed[0].source == "parking.md"
 
 
@@ -110,14 +111,26 @@ def test_korean_eval_set_meets_the_bar(embedder):
     by_mode = {m["mode"]: m for m in result["modes"]}
     assert result["questions"] == 60 and result["documents"] == 20
     assert by_mode["hybrid"]["answer_recall"] >= 0.95
-    assert by_mode["hybrid"]["answer_recall"] >= max(by_mode["dense"]["answer_recall"],
-                                                     by_mode["lexical"]["answer_recall"])
+    assert by_mode["hybrid"]["answer_recall"] >= max(
+        by_mode["dense"]["answer_recall"], by_mode["lexical"]["answer_recall"]
+    )
 
 
+@pytest.mark.slow
 def test_eval_command(tmp_path):
-    qa = {"data": [{"title": "Lamps", "paragraphs": [{"context": "The brass lamp is in the north hall.",
-                                                      "qas": [{"question": "Where is the brass lamp?",
-                                                               "answers": [{"text": "north hall"}]}]}]}]}
+    qa = {
+        "data": [
+            {
+                "title": "Lamps",
+                "paragraphs": [
+                    {
+                        "context": "The brass lamp is in the north hall.",
+                        "qas": [{"question": "Where is the brass lamp?", "answers": [{"text": "north hall"}]}],
+                    }
+                ],
+            }
+        ]
+    }
     path = tmp_path / "qa.json"
     path.write_text(json.dumps(qa))
     proc = run_cli("eval", str(path), "--k", "1", "--json")
@@ -127,5 +140,3 @@ def test_eval_command(tmp_path):
     assert all(m["answer_recall"] == 1.0 for m in result["modes"])
     bad = run_cli("eval", str(tmp_path / "missing.json"))
     assert bad.returncode != 0 and "not a SQuAD-format JSON file" in bad.stderr
-
-

@@ -73,9 +73,17 @@ class _Stream:
             elif isinstance(event, Status):
                 self.status_box.caption(_status_text(event))
             elif isinstance(event, Hits):
-                self.sources = [{"n": p.n, "source": p.source, "page": p.page, "score": p.score,
-                                 "found_by": p.found_by, "text": p.text}
-                                for p in event.hits]
+                self.sources = [
+                    {
+                        "n": p.n,
+                        "source": p.source,
+                        "page": p.page,
+                        "score": p.score,
+                        "found_by": p.found_by,
+                        "text": p.text,
+                    }
+                    for p in event.hits
+                ]
             elif isinstance(event, Done):
                 self.done = event
             elif isinstance(event, Error):
@@ -86,9 +94,12 @@ def _status_text(event: Status) -> str:
     if event.stage == "queued":
         return f"⏳ Waiting for another answer to finish — {event.position} ahead of you"
     by = f" ({event.detail})" if event.detail.startswith("openai:") else ""
-    return {"retrieving": "🔎 Searching your documents…", "generating": f"✍️ Writing the answer…{by}",
-            "loading": f"⏳ Loading the {event.detail}…",
-            "failover": f"↪️ {event.detail}"}.get(event.stage, event.stage)
+    return {
+        "retrieving": "🔎 Searching your documents…",
+        "generating": f"✍️ Writing the answer…{by}",
+        "loading": f"⏳ Loading the {event.detail}…",
+        "failover": f"↪️ {event.detail}",
+    }.get(event.stage, event.stage)
 
 
 def meta_line(done: Done) -> str:

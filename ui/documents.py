@@ -15,8 +15,13 @@ TYPES = ["pdf", "md", "markdown", "txt", "html", "htm", "docx"]
 def render(engine) -> None:
     st.subheader("Documents")
     round_ = st.session_state.setdefault("upload_round", 0)
-    files = st.file_uploader("Add documents", type=TYPES, accept_multiple_files=True, key=f"uploads-{round_}",
-                             help=f"PDF, Markdown, HTML, Word or text; up to {engine.settings.max_upload_mb} MB each")
+    files = st.file_uploader(
+        "Add documents",
+        type=TYPES,
+        accept_multiple_files=True,
+        key=f"uploads-{round_}",
+        help=f"PDF, Markdown, HTML, Word or text; up to {engine.settings.max_upload_mb} MB each",
+    )
     if files and st.button(f"Add {len(files)} file(s) to the index", type="primary"):
         st.session_state["ingest_notes"] = _ingest(engine, files)
         st.session_state["upload_round"] = round_ + 1
@@ -50,8 +55,13 @@ def _document_list(engine) -> None:
     for doc in docs:
         name_col, button_col = st.columns([5, 1])
         name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages")
-        button_col.button("🗑", key=f"del-{doc['doc_id']}", help="Remove from the index",
-                          on_click=engine.delete_document, args=(doc["doc_id"],))
+        button_col.button(
+            "🗑",
+            key=f"del-{doc['doc_id']}",
+            help="Remove from the index",
+            on_click=engine.delete_document,
+            args=(doc["doc_id"],),
+        )
     if docs and st.button("Re-index all", use_container_width=True):
         _reindex(engine)
 
@@ -64,5 +74,6 @@ def _reindex(engine) -> None:
             st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
             st.rerun()
     st.session_state["ingest_notes"] = [("ok", f"Re-indexed: {report.chunks_added} passages")] + [
-        ("warn", md_escape(r.message)) for r in report.errors]
+        ("warn", md_escape(r.message)) for r in report.errors
+    ]
     st.rerun()

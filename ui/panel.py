@@ -35,8 +35,10 @@ def render_memory_panel(engine) -> None:
     _backends(status)
     _plan(status)
     c = status.cache
-    st.markdown(f"**Answer cache** · hit rate {c.hit_rate:.0%} · {c.exact} exact + {c.semantic} semantic "
-                f"hits · {c.miss} misses · {c.entries} entries")
+    st.markdown(
+        f"**Answer cache** · hit rate {c.hit_rate:.0%} · {c.exact} exact + {c.semantic} semantic "
+        f"hits · {c.miss} misses · {c.entries} entries"
+    )
     _chart(status.history)
 
 
@@ -48,8 +50,10 @@ def _readings(status: EngineStatus) -> None:
     if not mem.gpus:
         st.caption(f"VRAM: {md_escape(mem.gpu_note or 'no NVIDIA GPU')}")
     used = mem.ram_total - mem.ram_available
-    st.progress(min(1.0, used / mem.ram_total),
-                text=f"RAM {used // MiB:,} / {mem.ram_total // MiB:,} MiB · this process {mem.rss // MiB:,} MiB")
+    st.progress(
+        min(1.0, used / mem.ram_total),
+        text=f"RAM {used // MiB:,} / {mem.ram_total // MiB:,} MiB · this process {mem.rss // MiB:,} MiB",
+    )
     low = "on" if status.low_vram else "off"
     st.caption(f"Pressure: **{mem.pressure}** ({mem.used_fraction:.0%} used) · LOW_VRAM {low}")
 
@@ -97,12 +101,16 @@ def _plan(status: EngineStatus) -> None:
     if plan is None or model.path is None or model.file_bytes is None:
         st.caption("No tuned plan yet: it is made when a model loads.")
         return
-    st.markdown(f"**Model** {md_escape(model.path.rsplit('/', 1)[-1])} · {mib(model.file_bytes)} "
-                f"{model.quantization}, memory-mapped  \nweights: GPU {mib(plan.weights_gpu)}, "
-                f"CPU {mib(plan.weights_cpu)} · KV cache {mib(plan.kv_bytes)}")
+    st.markdown(
+        f"**Model** {md_escape(model.path.rsplit('/', 1)[-1])} · {mib(model.file_bytes)} "
+        f"{model.quantization}, memory-mapped  \nweights: GPU {mib(plan.weights_gpu)}, "
+        f"CPU {mib(plan.weights_cpu)} · KV cache {mib(plan.kv_bytes)}"
+    )
     if build := model.llama_build:
-        st.caption(f"llama.cpp {build['mode']} build · CPU code: {build['cpu_variant'] or 'not loaded'}"
-                   + (" · CUDA" if build["cuda"] == "on" else ""))
+        st.caption(
+            f"llama.cpp {build['mode']} build · CPU code: {build['cpu_variant'] or 'not loaded'}"
+            + (" · CUDA" if build["cuda"] == "on" else "")
+        )
     lines = []
     for name in ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "type_k", "flash_attn"):
         choice = plan.choices[name]

@@ -46,8 +46,15 @@ class ChatModel(Protocol):
         """Enter to wait for a turn: iterate the places ahead (0 = now); the block then owns the model."""
         ...
 
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
-               cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]: ...
+    def stream(
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[str]: ...
 
 
 class Backend(Protocol):
@@ -65,7 +72,7 @@ class Backend(Protocol):
         ...
 
     def unavailable(self, wait: bool) -> str:
-        """"" if this backend may answer now, else why not. No network calls."""
+        """ "" if this backend may answer now, else why not. No network calls."""
         ...
 
     def acquire(self, wait: bool) -> tuple[ChatModel | None, str]:

@@ -42,7 +42,7 @@ class Chain:
         return reason if len(self.backends) == 1 or not reason else f"{backend.name}: {reason}"
 
     def unavailable(self, wait: bool) -> str:
-        """"" if some backend may answer now, else why none can. No network calls."""
+        """ "" if some backend may answer now, else why none can. No network calls."""
         reasons = []
         for backend in self.backends:
             reason = backend.unavailable(wait)
@@ -58,7 +58,7 @@ class Chain:
 
     def may_answer_after(self, backend: Backend) -> bool:
         """Whether a backend after `backend` could still be tried (its breaker lets requests through)."""
-        later = self.backends[self.backends.index(backend) + 1:]
+        later = self.backends[self.backends.index(backend) + 1 :]
         return any(not b.unavailable(wait=True) for b in later)
 
     def status(self) -> list[BackendStatus]:

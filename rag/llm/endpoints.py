@@ -47,8 +47,10 @@ def check_url(name: str, raw: str) -> str:
     url = raw.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}: {redact(raw.strip())!r} is not an http(s) URL; give the server's API base, "
-                          "e.g. http://localhost:11434/v1 (Ollama) or http://gpu-a:8000/v1 (vLLM)")
+        raise ConfigError(
+            f"{name}: {redact(raw.strip())!r} is not an http(s) URL; give the server's API base, "
+            "e.g. http://localhost:11434/v1 (Ollama) or http://gpu-a:8000/v1 (vLLM)"
+        )
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
@@ -67,8 +69,10 @@ def parse_entry(name: str, raw: str) -> Endpoint:
         return Endpoint("local")
     kind, sep, rest = text.partition(":")
     if kind.lower() != "openai" or not sep:
-        raise ConfigError(f"{name}: {redact(text)!r} is not a backend; use `local` or `openai:URL` "
-                          "(optionally `openai:URL#model`), e.g. openai:http://gpu-b:8000/v1,local")
+        raise ConfigError(
+            f"{name}: {redact(text)!r} is not a backend; use `local` or `openai:URL` "
+            "(optionally `openai:URL#model`), e.g. openai:http://gpu-b:8000/v1,local"
+        )
     url, _, model = rest.partition("#")
     return Endpoint("openai", check_url(name, url), model.strip())
 
@@ -80,8 +84,10 @@ def parse_chain(name: str, raw: str) -> tuple[Endpoint, ...]:
 
 def chain(backend: str, base_urls: tuple[str, ...], fallbacks: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:
     if backend == "openai" and not base_urls:
-        raise ConfigError("LLM_BACKEND=openai needs LLM_BASE_URL, e.g. http://localhost:11434/v1 (Ollama), "
-                          "http://localhost:1234/v1 (LM Studio), http://localhost:8080/v1 (llama.cpp server)")
+        raise ConfigError(
+            "LLM_BACKEND=openai needs LLM_BASE_URL, e.g. http://localhost:11434/v1 (Ollama), "
+            "http://localhost:1234/v1 (LM Studio), http://localhost:8080/v1 (llama.cpp server)"
+        )
     first = [Endpoint("openai", url) for url in base_urls] if backend == "openai" else [Endpoint("local")]
     out: list[Endpoint] = []
     for entry in [*first, *fallbacks]:

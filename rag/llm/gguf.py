@@ -57,9 +57,11 @@ class _Cursor:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.buf):
-            raise ModelError(f"{self.path} is truncated inside its header ({len(self.buf)} bytes): "
-                             "the download did not finish; download the file again")
-        chunk = self.buf[self.pos:self.pos + n]
+            raise ModelError(
+                f"{self.path} is truncated inside its header ({len(self.buf)} bytes): "
+                "the download did not finish; download the file again"
+            )
+        chunk = self.buf[self.pos : self.pos + n]
         self.pos += n
         return chunk
 
@@ -86,8 +88,10 @@ class _Cursor:
                 for _ in range(count):
                     self.value(etype, False)
             return count if keep_array else None
-        raise ModelError(f"{self.path} has an unknown metadata type {vtype}: the file is corrupt or "
-                         "from a newer GGUF version; download it again or upgrade llama-cpp-python")
+        raise ModelError(
+            f"{self.path} has an unknown metadata type {vtype}: the file is corrupt or "
+            "from a newer GGUF version; download it again or upgrade llama-cpp-python"
+        )
 
 
 _U64 = struct.Struct("<Q").unpack_from
@@ -102,8 +106,9 @@ def _skip_strings(buf, pos: int, count: int, path: Path) -> int:
     except struct.error:
         pos = end + 1
     if pos > end:
-        raise ModelError(f"{path} is truncated inside its header ({end} bytes): "
-                         "the download did not finish; download the file again")
+        raise ModelError(
+            f"{path} is truncated inside its header ({end} bytes): the download did not finish; download the file again"
+        )
     return pos
 
 
@@ -115,11 +120,15 @@ def _sniff(path: Path, head: bytes) -> None:
         raise ModelError(f"{path} is a Git LFS pointer, not the model: run `git lfs pull` or download the file itself")
     text = head.lstrip().lower()
     if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
-        raise ModelError(f"{path} is an HTML/XML page saved in place of the model (a login or error page): "
-                         "download the .gguf file itself")
+        raise ModelError(
+            f"{path} is an HTML/XML page saved in place of the model (a login or error page): "
+            "download the .gguf file itself"
+        )
     if head[:4] != b"GGUF":
-        raise ModelError(f"{path} is not a GGUF file (it starts with {head[:8]!r}); llama.cpp needs a .gguf "
-                         "model such as Qwen2.5-1.5B-Instruct-Q4_0.gguf")
+        raise ModelError(
+            f"{path} is not a GGUF file (it starts with {head[:8]!r}); llama.cpp needs a .gguf "
+            "model such as Qwen2.5-1.5B-Instruct-Q4_0.gguf"
+        )
 
 
 def read_meta(path: Path | str) -> GGUFMeta:
@@ -127,9 +136,11 @@ def read_meta(path: Path | str) -> GGUFMeta:
     path = Path(path)
     if path.is_dir():
         ggufs = sorted(p.name for p in path.glob("*.gguf"))[:3]
-        raise ModelError(f"MODEL_PATH {path} is a directory, not a model file: set MODEL_PATH to the .gguf file "
-                         + (f"(e.g. {path / ggufs[0]}; it holds {', '.join(ggufs)})" if ggufs else "itself")
-                         + ", or set MODELS_DIR to the folder to use the first .gguf in it")
+        raise ModelError(
+            f"MODEL_PATH {path} is a directory, not a model file: set MODEL_PATH to the .gguf file "
+            + (f"(e.g. {path / ggufs[0]}; it holds {', '.join(ggufs)})" if ggufs else "itself")
+            + ", or set MODELS_DIR to the folder to use the first .gguf in it"
+        )
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: place a .gguf in models/ or set MODEL_PATH")
     size = path.stat().st_size
@@ -144,8 +155,10 @@ def _parse(path: Path, size: int, buf) -> GGUFMeta:
     cur.take(4)
     version = cur.unpack("<I")
     if version not in (2, 3):
-        raise ModelError(f"{path} is GGUF version {version}; this app reads versions 2 and 3: "
-                         "upgrade llama-cpp-python or use another file")
+        raise ModelError(
+            f"{path} is GGUF version {version}; this app reads versions 2 and 3: "
+            "upgrade llama-cpp-python or use another file"
+        )
     n_tensors, n_kv = cur.unpack("<Q"), cur.unpack("<Q")
     if n_tensors > size or n_kv > size:
         raise ModelError(f"{path} has a corrupt header; download the file again")
@@ -170,8 +183,9 @@ def _tensor_bytes(path: Path, dims: list[int], ggml_type: int) -> tuple[int, str
         qtype = GGMLQuantizationType(ggml_type)
         block, type_size = GGML_QUANT_SIZES[qtype]
     except (ValueError, KeyError):
-        raise ModelError(f"{path} uses tensor type {ggml_type}, unknown to this version; "
-                         "upgrade llama-cpp-python and gguf") from None
+        raise ModelError(
+            f"{path} uses tensor type {ggml_type}, unknown to this version; upgrade llama-cpp-python and gguf"
+        ) from None
     count = 1
     for d in dims:
         count *= d
@@ -185,8 +199,10 @@ def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) ->
     if not isinstance(arch, str):
         raise ModelError(f"{path} has no general.architecture: it is not a model GGUF (maybe a LoRA or vocab file)")
     if arch not in set(MODEL_ARCH_NAMES.values()):
-        raise ModelError(f"{path} has architecture {arch!r}, which this llama.cpp does not know: "
-                         "use a supported model (llama, qwen2, mistral, gemma, phi3 ...) or upgrade llama-cpp-python")
+        raise ModelError(
+            f"{path} has architecture {arch!r}, which this llama.cpp does not know: "
+            "use a supported model (llama, qwen2, mistral, gemma, phi3 ...) or upgrade llama-cpp-python"
+        )
     n_layer = int(meta.get(f"{arch}.block_count", 0))
     layer_bytes, other, end, embd = [0] * n_layer, 0, data_start, 0
     kinds: Counter[str] = Counter()
@@ -202,8 +218,10 @@ def _build(path: Path, size: int, meta: dict, tensors: list, data_start: int) ->
         if name == "token_embd.weight":
             embd = nbytes
     if end > size:
-        raise ModelError(f"{path} is truncated: {size:,} bytes of {end:,} expected "
-                         f"({100 * size / end:.1f}%); the download did not finish, download it again")
+        raise ModelError(
+            f"{path} is truncated: {size:,} bytes of {end:,} expected "
+            f"({100 * size / end:.1f}%); the download did not finish, download it again"
+        )
     return _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd)
 
 
@@ -215,15 +233,23 @@ def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd) -> G
         raise ModelError(f"{path} lacks {arch}.block_count or {arch}.embedding_length: the file is corrupt")
     head_dim = n_embd // max(n_head, 1)
     return GGUFMeta(
-        path=path, file_size=size, architecture=arch, n_layer=n_layer, n_embd=n_embd,
-        n_head=n_head, n_head_kv=n_head_kv,
+        path=path,
+        file_size=size,
+        architecture=arch,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
         key_length=int(meta.get(f"{arch}.attention.key_length", head_dim)),
         value_length=int(meta.get(f"{arch}.attention.value_length", head_dim)),
         context_length=int(meta.get(f"{arch}.context_length", 2048)),
         n_vocab=int(meta.get("tokenizer.ggml.tokens") or meta.get(f"{arch}.vocab_size", 0)),
         quantization=kinds.most_common(1)[0][0] if kinds else "unknown",
-        layer_bytes=layer_bytes, other_bytes=other,
-        chat_template=meta.get("tokenizer.chat_template"), input_embedding_bytes=embd, metadata=meta,
+        layer_bytes=layer_bytes,
+        other_bytes=other,
+        chat_template=meta.get("tokenizer.chat_template"),
+        input_embedding_bytes=embd,
+        metadata=meta,
     )
 
 

@@ -104,6 +104,13 @@ class Health:
     def snapshot(self) -> dict:
         with self._lock:
             lat = list(self.latencies_ms)
-            return {"reachable": self.reachable, "requests": self.requests, "served": self.served,
-                    "p50_ms": percentile(lat, 0.5), "p95_ms": percentile(lat, 0.95), "window": len(lat),
-                    "errors": dict(self.errors), "last_error": self.last_error}
+            return {
+                "reachable": self.reachable,
+                "requests": self.requests,
+                "served": self.served,
+                "p50_ms": percentile(lat, 0.5),
+                "p95_ms": percentile(lat, 0.95),
+                "window": len(lat),
+                "errors": dict(self.errors),
+                "last_error": self.last_error,
+            }

@@ -35,8 +35,12 @@ from .ticket import TicketLock
 
 log = logging.getLogger(__name__)
 # the load-time test render: a multi-turn chat, as templates that fail only past one message show
-TEST_CHAT = [{"role": "system", "content": "Answer from the passages."}, {"role": "user", "content": "ping"},
-             {"role": "assistant", "content": "pong"}, {"role": "user", "content": "and again?"}]
+TEST_CHAT = [
+    {"role": "system", "content": "Answer from the passages."},
+    {"role": "user", "content": "ping"},
+    {"role": "assistant", "content": "pong"},
+    {"role": "user", "content": "and again?"},
+]
 FALLBACK_TEMPLATE = (  # ChatML, used when a GGUF carries no template
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
@@ -53,10 +57,15 @@ def _template_errors() -> tuple:
 def _template_problem(exc: Exception) -> str:
     from jinja2.exceptions import SecurityError
 
-    what = ("tried an unsafe operation, which the sandbox refused (nothing ran)" if isinstance(exc, SecurityError)
-            else "cannot be rendered")
-    return (f"the model's chat template {what} ({type(exc).__name__}: {str(exc)[:160]}); answering with the "
-            "ChatML template instead: answers may be worse, use a GGUF from a trusted source or another model")
+    what = (
+        "tried an unsafe operation, which the sandbox refused (nothing ran)"
+        if isinstance(exc, SecurityError)
+        else "cannot be rendered"
+    )
+    return (
+        f"the model's chat template {what} ({type(exc).__name__}: {str(exc)[:160]}); answering with the "
+        "ChatML template instead: answers may be worse, use a GGUF from a trusted source or another model"
+    )
 
 
 class LocalLLM:
@@ -70,11 +79,15 @@ class LocalLLM:
         try:
             self.llama = Llama(model_path=str(path), verbose=False, **plan.llama_kwargs())
         except TemplateError as exc:  # llama-cpp-python compiles every template the GGUF carries
-            raise ModelError(f"{path.name}: its chat template does not compile ({type(exc).__name__}: {exc}), and "
-                             "llama-cpp-python will not load such a file: use another GGUF of this model") from exc
+            raise ModelError(
+                f"{path.name}: its chat template does not compile ({type(exc).__name__}: {exc}), and "
+                "llama-cpp-python will not load such a file: use another GGUF of this model"
+            ) from exc
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"llama.cpp could not load {path} ({exc}): the file may be corrupt or need a "
-                             "newer llama-cpp-python; check it with `python -m rag plan`") from exc
+            raise ModelError(
+                f"llama.cpp could not load {path} ({exc}): the file may be corrupt or need a "
+                "newer llama-cpp-python; check it with `python -m rag plan`"
+            ) from exc
         self.path = path
         self.n_ctx = self.llama.n_ctx()
         self.lock = TicketLock()
@@ -92,8 +105,9 @@ class LocalLLM:
             return self.llama.detokenize([token], special=True).decode("utf-8", errors="ignore") if token >= 0 else ""
 
         def build(source: str):
-            formatter = Jinja2ChatFormatter(source, eos_token=text(self.llama.token_eos()),
-                                            bos_token=text(self.llama.token_bos()))
+            formatter = Jinja2ChatFormatter(
+                source, eos_token=text(self.llama.token_eos()), bos_token=text(self.llama.token_bos())
+            )
             formatter(messages=TEST_CHAT)  # type: ignore[arg-type]  # fail now, not mid-chat
             return formatter
 
@@ -129,8 +143,9 @@ class LocalLLM:
         text = rendered.prompt
         last_text, last_tokens = self._last_sequence
         if last_text and text.startswith(last_text):
-            tokens = last_tokens + self.llama.tokenize(text[len(last_text):].encode("utf-8"), add_bos=False,
-                                                       special=True)
+            tokens = last_tokens + self.llama.tokenize(
+                text[len(last_text) :].encode("utf-8"), add_bos=False, special=True
+            )
         else:
             tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return tokens, [s for s in stop if s], text
@@ -158,8 +173,15 @@ class LocalLLM:
 
         return bool(llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
 
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
-               cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[str]:
         """Yield text pieces; the caller must be inside `queue()`. `stats` is filled in as it goes.
 
         Drives Llama.generate() token by token with an incremental UTF-8 decoder: linear in the
@@ -172,8 +194,7 @@ class LocalLLM:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         hold = max((len(s) for s in stop), default=1) - 1  # tail that may be the start of a stop string
         pending, began = "", time.perf_counter()
-        generator = self.llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=temperature,
-                                        repeat_penalty=1.1)
+        generator = self.llama.generate(tokens, top_k=40, top_p=0.95, min_p=0.05, temp=temperature, repeat_penalty=1.1)
         try:
             for token in generator:
                 if stats.first_token_s is None:
@@ -191,7 +212,7 @@ class LocalLLM:
                 if len(pending) > hold:
                     answer += pending[: len(pending) - hold]
                     yield pending[: len(pending) - hold]
-                    pending = pending[len(pending) - hold:]
+                    pending = pending[len(pending) - hold :]
                 if stats.completion_tokens >= max_tokens:
                     stats.finish_reason = "length"
                     break
@@ -229,8 +250,9 @@ class LocalBackend:
     def _load(self) -> LocalLLM:
         failpoints.hit("model.load")
         if self.path is None:
-            raise ModelError("no GGUF in models/: place one or set MODEL_PATH; answering from your documents "
-                             "only until then")
+            raise ModelError(
+                "no GGUF in models/: place one or set MODEL_PATH; answering from your documents only until then"
+            )
         meta = read_meta(self.path)
         plan = planner.plan(meta, self.settings, planner.probe())
         self.meta, self.plan = meta, plan
@@ -281,16 +303,21 @@ class LocalBackend:
             pass
 
     def status(self) -> BackendStatus:
-        return BackendStatus(self.name, self.kind, self.model.state,
-                             str(self.model.error) if self.model.error else None)
+        return BackendStatus(
+            self.name, self.kind, self.model.state, str(self.model.error) if self.model.error else None
+        )
 
     def details(self) -> ModelStatus:
         """The file, its plan and the build, for the panel and `rag status`."""
         llm, meta = self.model.peek(), self.meta
-        return ModelStatus(path=str(self.path) if self.path else None,
-                           file_bytes=meta.file_size if meta else None,
-                           architecture=meta.architecture if meta else None,
-                           quantization=meta.quantization if meta else None,
-                           n_ctx=llm.n_ctx if llm else None, queue=llm.lock.waiting if llm else 0,
-                           template_problem=(llm.template_fallback or None) if llm else None,
-                           plan=self.plan, llama_build=llama_build.describe())
+        return ModelStatus(
+            path=str(self.path) if self.path else None,
+            file_bytes=meta.file_size if meta else None,
+            architecture=meta.architecture if meta else None,
+            quantization=meta.quantization if meta else None,
+            n_ctx=llm.n_ctx if llm else None,
+            queue=llm.lock.waiting if llm else 0,
+            template_problem=(llm.template_fallback or None) if llm else None,
+            plan=self.plan,
+            llama_build=llama_build.describe(),
+        )

@@ -76,9 +76,13 @@ def probe() -> Reading:
     gpus, note = probe_gpus()
     logical = psutil.cpu_count(logical=True) or os.cpu_count() or 1
     return Reading(
-        ram_total=vm.total, ram_available=vm.available, rss=psutil.Process().memory_info().rss,
-        physical_cores=psutil.cpu_count(logical=False) or logical, logical_cores=logical,
-        gpus=gpus, gpu_note=note,
+        ram_total=vm.total,
+        ram_available=vm.available,
+        rss=psutil.Process().memory_info().rss,
+        physical_cores=psutil.cpu_count(logical=False) or logical,
+        logical_cores=logical,
+        gpus=gpus,
+        gpu_note=note,
     )
 
 
@@ -103,15 +107,28 @@ class Plan:
 
     def llama_kwargs(self) -> dict:
         """Keyword arguments for llama_cpp.Llama."""
-        names = ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "n_threads_batch",
-                 "type_k", "type_v", "flash_attn", "use_mmap")
+        names = (
+            "n_ctx",
+            "n_batch",
+            "n_ubatch",
+            "n_gpu_layers",
+            "n_threads",
+            "n_threads_batch",
+            "type_k",
+            "type_v",
+            "flash_attn",
+            "use_mmap",
+        )
         return {n: self[n] for n in names}
 
     def summary(self) -> dict:
         return {
             "choices": {k: {"value": c.value, "reason": c.reason, "bytes": c.bytes} for k, c in self.choices.items()},
-            "warnings": self.warnings, "weights_gpu": self.weights_gpu, "weights_cpu": self.weights_cpu,
-            "kv_bytes": self.kv_bytes, "compute_bytes": self.compute_bytes,
+            "warnings": self.warnings,
+            "weights_gpu": self.weights_gpu,
+            "weights_cpu": self.weights_cpu,
+            "kv_bytes": self.kv_bytes,
+            "compute_bytes": self.compute_bytes,
         }
 
 
@@ -129,14 +146,16 @@ def _gpu_weights(meta: GGUFMeta, layers: int) -> int:
         return 0
     if layers > meta.n_layer:
         return meta.weight_bytes
-    return sum(meta.layer_bytes[meta.n_layer - layers:])  # llama.cpp offloads the last layers first
+    return sum(meta.layer_bytes[meta.n_layer - layers :])  # llama.cpp offloads the last layers first
 
 
 def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
     """Choose n_ctx, n_batch, n_ubatch, n_gpu_layers, KV type, flash_attn, mmap and threads."""
     if settings.n_ctx and settings.n_ctx > meta.context_length:
-        raise ConfigError(f"N_CTX={settings.n_ctx} exceeds the model's training context {meta.context_length}; "
-                          "unset it to let the optimizer choose")
+        raise ConfigError(
+            f"N_CTX={settings.n_ctx} exceeds the model's training context {meta.context_length}; "
+            "unset it to let the optimizer choose"
+        )
     warnings: list[str] = []
     on_gpu = bool(reading.gpus) and settings.n_gpu_layers != 0
     flash = on_gpu
@@ -149,8 +168,9 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
     bpe = KV_BYTES[kv_type]
 
     if on_gpu:
-        layers, n_ctx, ctx_reason, layer_reason = _fit_gpu(meta, settings, reading, target_ctx, min_ctx,
-                                                           bpe, n_ubatch, warnings)
+        layers, n_ctx, ctx_reason, layer_reason = _fit_gpu(
+            meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnings
+        )
     else:
         layers = 0
         layer_reason = reading.gpu_note or "N_GPU_LAYERS=0: CPU only"
@@ -164,20 +184,45 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
     choices = {
         "n_gpu_layers": Choice(layers, layer_reason, weights_gpu),
         "n_ctx": Choice(n_ctx, ctx_reason, kv),
-        "n_batch": Choice(n_batch, "N_BATCH set" if settings.n_batch else (
-            "LOW_VRAM: smaller prompt batches" if settings.low_vram else "llama.cpp's default prompt batch"), 0),
-        "n_ubatch": Choice(n_ubatch, "N_UBATCH set" if settings.n_ubatch else (
-            "LOW_VRAM: micro-batch 128 shrinks the compute buffer" if settings.low_vram
-            else "one micro-batch per batch"), compute),
+        "n_batch": Choice(
+            n_batch,
+            "N_BATCH set"
+            if settings.n_batch
+            else ("LOW_VRAM: smaller prompt batches" if settings.low_vram else "llama.cpp's default prompt batch"),
+            0,
+        ),
+        "n_ubatch": Choice(
+            n_ubatch,
+            "N_UBATCH set"
+            if settings.n_ubatch
+            else (
+                "LOW_VRAM: micro-batch 128 shrinks the compute buffer"
+                if settings.low_vram
+                else "one micro-batch per batch"
+            ),
+            compute,
+        ),
         "type_k": Choice(kv_type, _kv_reason(settings, flash, quant_kv), 0),
         "type_v": Choice(kv_type, "same type as the keys", 0),
-        "flash_attn": Choice(flash, "GPU: fused attention avoids the score matrix" if flash
-                             else "CPU: flash attention gains little here", 0),
-        "use_mmap": Choice(settings.use_mmap, "weights are memory-mapped: instant load, pages shared with the OS "
-                           "cache" if settings.use_mmap else "USE_MMAP=0: weights read into RAM once (no pages "
-                           "counted twice when llama.cpp repacks them)", meta.weight_bytes - weights_gpu),
-        "n_threads": Choice(threads, "N_THREADS set" if settings.n_threads
-                            else f"{reading.physical_cores} physical cores (hyper-threads slow decoding)", 0),
+        "flash_attn": Choice(
+            flash,
+            "GPU: fused attention avoids the score matrix" if flash else "CPU: flash attention gains little here",
+            0,
+        ),
+        "use_mmap": Choice(
+            settings.use_mmap,
+            "weights are memory-mapped: instant load, pages shared with the OS cache"
+            if settings.use_mmap
+            else "USE_MMAP=0: weights read into RAM once (no pages counted twice when llama.cpp repacks them)",
+            meta.weight_bytes - weights_gpu,
+        ),
+        "n_threads": Choice(
+            threads,
+            "N_THREADS set"
+            if settings.n_threads
+            else f"{reading.physical_cores} physical cores (hyper-threads slow decoding)",
+            0,
+        ),
         "n_threads_batch": Choice(threads, "prompt processing uses the same cores", 0),
     }
     return Plan(choices, warnings, weights_gpu, meta.weight_bytes - weights_gpu, kv, compute)
@@ -199,17 +244,24 @@ def _fit_ram(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnin
 
     if settings.n_ctx:
         if need(settings.n_ctx) > budget:
-            warnings.append(f"N_CTX={settings.n_ctx} needs {need(settings.n_ctx) // MiB} MiB but "
-                            f"{budget // MiB} MiB RAM is available: expect swapping")
+            warnings.append(
+                f"N_CTX={settings.n_ctx} needs {need(settings.n_ctx) // MiB} MiB but "
+                f"{budget // MiB} MiB RAM is available: expect swapping"
+            )
         return settings.n_ctx, "N_CTX set"
     ctx = target_ctx
     while need(ctx) > budget and ctx > min_ctx:
         ctx = max(min_ctx, ctx // 2)
     if need(ctx) > budget:
-        warnings.append(f"the model needs {need(ctx) // MiB} MiB at n_ctx={ctx} but only "
-                        f"{budget // MiB} MiB RAM is available: use a smaller quantization")
-    reason = (f"min(model context {meta.context_length}, {PREFERRED_CTX})" if ctx == target_ctx
-              else f"shrunk to fit {budget // MiB} MiB of free RAM")
+        warnings.append(
+            f"the model needs {need(ctx) // MiB} MiB at n_ctx={ctx} but only "
+            f"{budget // MiB} MiB RAM is available: use a smaller quantization"
+        )
+    reason = (
+        f"min(model context {meta.context_length}, {PREFERRED_CTX})"
+        if ctx == target_ctx
+        else f"shrunk to fit {budget // MiB} MiB of free RAM"
+    )
     return ctx, reason
 
 
@@ -220,28 +272,43 @@ def _fit_gpu(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnin
 
     def need(layers: int, ctx: int) -> int:
         kv_layers = min(layers, meta.n_layer)
-        return (_gpu_weights(meta, layers) + meta.kv_bytes(ctx, bpe, kv_layers)
-                + compute_estimate(meta, ctx, n_ubatch, True))
+        return (
+            _gpu_weights(meta, layers)
+            + meta.kv_bytes(ctx, bpe, kv_layers)
+            + compute_estimate(meta, ctx, n_ubatch, True)
+        )
 
     budget_note = f"{settings.vram_budget:.0%} of {free // MiB} MiB free VRAM"
     if settings.n_gpu_layers is not None:
         layers = all_layers if settings.n_gpu_layers < 0 else min(settings.n_gpu_layers, all_layers)
         ctx = settings.n_ctx or target_ctx
         if need(layers, ctx) > budget:
-            warnings.append(f"N_GPU_LAYERS={settings.n_gpu_layers} with n_ctx={ctx} needs "
-                            f"{need(layers, ctx) // MiB} MiB but the budget is {budget_note}: expect out-of-memory")
+            warnings.append(
+                f"N_GPU_LAYERS={settings.n_gpu_layers} with n_ctx={ctx} needs "
+                f"{need(layers, ctx) // MiB} MiB but the budget is {budget_note}: expect out-of-memory"
+            )
         return layers, ctx, "N_CTX set" if settings.n_ctx else "model context capped", "N_GPU_LAYERS set"
     ctx = settings.n_ctx or target_ctx
     while need(all_layers, ctx) > budget and ctx > min_ctx and not settings.n_ctx:
         ctx = max(min_ctx, ctx // 2)
     if need(all_layers, ctx) <= budget:
-        ctx_reason = "N_CTX set" if settings.n_ctx else (
-            f"min(model context {meta.context_length}, {PREFERRED_CTX})" if ctx == target_ctx
-            else f"shrunk before dropping GPU layers ({budget_note})")
+        ctx_reason = (
+            "N_CTX set"
+            if settings.n_ctx
+            else (
+                f"min(model context {meta.context_length}, {PREFERRED_CTX})"
+                if ctx == target_ctx
+                else f"shrunk before dropping GPU layers ({budget_note})"
+            )
+        )
         return all_layers, ctx, ctx_reason, f"all {meta.n_layer} layers + output fit in {budget_note}"
     layers = max((n for n in range(all_layers) if need(n, ctx) <= budget), default=0)
-    return layers, ctx, f"minimum context {min_ctx} before dropping layers", (
-        f"{layers} of {all_layers} layers fit in {budget_note}; the rest run on the CPU")
+    return (
+        layers,
+        ctx,
+        f"minimum context {min_ctx} before dropping layers",
+        (f"{layers} of {all_layers} layers fit in {budget_note}; the rest run on the CPU"),
+    )
 
 
 Pressure = Literal["SAFE", "WARNING", "CRITICAL", "EMERGENCY"]

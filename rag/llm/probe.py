@@ -52,8 +52,11 @@ def probe_kwargs(llama_kwargs: dict | None) -> dict:
 
 def probe_key(fingerprint: str, kwargs: dict) -> str:
     """What a pass is remembered under: the file, the llama.cpp build, this CPU and the kernel settings."""
-    parts = [llama_build.build_info().get("key") or _lib_stamp(), llama_build.isa_flags(),
-             {k: kwargs.get(k) for k in KERNEL_SETTINGS}]
+    parts = [
+        llama_build.build_info().get("key") or _lib_stamp(),
+        llama_build.isa_flags(),
+        {k: kwargs.get(k) for k in KERNEL_SETTINGS},
+    ]
     return f"{fingerprint}:{hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
@@ -62,8 +65,9 @@ def _lib_stamp() -> list:
     return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in (pkg / "lib").glob("*.so*")) if pkg else []
 
 
-def probe(path: Path, fingerprint: str, cache_dir: Path, llama_kwargs: dict | None = None,
-          timeout_s: float = TIMEOUT_S) -> None:
+def probe(
+    path: Path, fingerprint: str, cache_dir: Path, llama_kwargs: dict | None = None, timeout_s: float = TIMEOUT_S
+) -> None:
     """Return if `path` loads and runs in a child llama.cpp; ModelError saying why it does not."""
     if why := llama_build.cpu_mismatch():
         raise ModelError(f"{path.name}: not loaded: {why}; answering from your documents only")
@@ -77,8 +81,10 @@ def probe(path: Path, fingerprint: str, cache_dir: Path, llama_kwargs: dict | No
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        raise ModelError(f"{path.name}: loading and running it took longer than {timeout_s:.0f} s in a test "
-                         "run; check the file and the disk, or use a smaller model") from None
+        raise ModelError(
+            f"{path.name}: loading and running it took longer than {timeout_s:.0f} s in a test "
+            "run; check the file and the disk, or use a smaller model"
+        ) from None
     if proc.returncode != 0 or "probe: ok" not in proc.stdout:
         raise ModelError(_reason(path, proc))
     passed[str(path)] = key
@@ -101,23 +107,32 @@ def _read(record: Path) -> dict:
 
 def _reason(path: Path, proc: subprocess.CompletedProcess) -> str:
     lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-    said = [line for line in lines if any(w in line.lower() for w in ("error", "failed", "unknown", "invalid",
-                                                                       "assert", "abort"))]
+    said = [
+        line
+        for line in lines
+        if any(w in line.lower() for w in ("error", "failed", "unknown", "invalid", "assert", "abort"))
+    ]
     detail = "; ".join(said[-3:]) or (lines[-1] if lines else "no message")
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         what = f"{name}: {SIGNALS[name]}" if name in SIGNALS else name
         if "probe: loaded" in proc.stdout:  # it loaded, then died evaluating: a CPU kernel
-            return (f"{path.name}: llama.cpp crashed running this model on this CPU ({what}; {detail[:200]}). "
-                    "The app kept running and answers from your documents only; rebuild llama-cpp-python "
-                    "for this machine with `make install` (scripts/build_llama.py: native without AMX, or "
-                    "LLAMA_BUILD=portable), or try another model file")
-        return (f"{path.name}: llama.cpp crashed while loading it ({what}; {detail[:200]}). The app kept "
-                "running and answers from your documents only; the file is corrupt, too large for this "
-                "machine, or needs a newer llama-cpp-python")
-    return (f"{path.name}: llama.cpp cannot load it ({detail[:300]}); answering from your documents only. "
-            "Check that it is a complete GGUF of a supported architecture (re-download it), or update "
-            "llama-cpp-python")
+            return (
+                f"{path.name}: llama.cpp crashed running this model on this CPU ({what}; {detail[:200]}). "
+                "The app kept running and answers from your documents only; rebuild llama-cpp-python "
+                "for this machine with `make install` (scripts/build_llama.py: native without AMX, or "
+                "LLAMA_BUILD=portable), or try another model file"
+            )
+        return (
+            f"{path.name}: llama.cpp crashed while loading it ({what}; {detail[:200]}). The app kept "
+            "running and answers from your documents only; the file is corrupt, too large for this "
+            "machine, or needs a newer llama-cpp-python"
+        )
+    return (
+        f"{path.name}: llama.cpp cannot load it ({detail[:300]}); answering from your documents only. "
+        "Check that it is a complete GGUF of a supported architecture (re-download it), or update "
+        "llama-cpp-python"
+    )
 
 
 def main() -> None:

@@ -38,8 +38,7 @@ DEFAULT_CTX = 4096  # when LLM_CTX is unset and the server does not report its c
 
 
 class _Failure(Exception):
-    def __init__(self, kind: str, message: str, retryable: bool = False, retry_after: float = 0.0,
-                 counts: bool = True):
+    def __init__(self, kind: str, message: str, retryable: bool = False, retry_after: float = 0.0, counts: bool = True):
         super().__init__(message)
         self.kind, self.retryable, self.retry_after = kind, retryable, retry_after
         self.counts = counts  # towards the breaker: a 4xx says the server is up
@@ -56,7 +55,7 @@ def estimate_tokens(text: str) -> int:
 
 def backoff_s(attempt: int, retry_after: float = 0.0) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least the server's Retry-After."""
-    return max(retry_after, random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)))
+    return max(retry_after, random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
 
 
 class RemoteLLM:
@@ -93,8 +92,12 @@ class RemoteLLM:
                 import openai  # imported on first use: 0.5 s, not on the page's first paint
 
                 # a placeholder key, never the OPENAI_API_KEY of the environment: that is not this server's
-                self._client = openai.OpenAI(base_url=self.endpoint.url, api_key=self.settings.llm_api_key or "none",
-                                             max_retries=0, timeout=self._timeout(self.settings.llm_read_timeout_s))
+                self._client = openai.OpenAI(
+                    base_url=self.endpoint.url,
+                    api_key=self.settings.llm_api_key or "none",
+                    max_retries=0,
+                    timeout=self._timeout(self.settings.llm_read_timeout_s),
+                )
             return self._client
 
     def _timeout(self, read_s: float):
@@ -126,17 +129,25 @@ class RemoteLLM:
             code = exc.status_code
             detail = self._scrub(str(exc.message))[:200]
             if code == 429 or code >= 500:
-                return _Failure("http_429" if code == 429 else "http_5xx", f"HTTP {code}: {detail}", retryable=True,
-                                retry_after=_retry_after(exc.response))
-            hint = {401: "check LLM_API_KEY", 403: "check LLM_API_KEY",
-                    404: "is the URL the API base (it usually ends in /v1) and LLM_MODEL a model the server has?",
-                    400: "if the prompt is too long for the server, set LLM_CTX to its context size"}.get(code, "")
+                return _Failure(
+                    "http_429" if code == 429 else "http_5xx",
+                    f"HTTP {code}: {detail}",
+                    retryable=True,
+                    retry_after=_retry_after(exc.response),
+                )
+            hint = {
+                401: "check LLM_API_KEY",
+                403: "check LLM_API_KEY",
+                404: "is the URL the API base (it usually ends in /v1) and LLM_MODEL a model the server has?",
+                400: "if the prompt is too long for the server, set LLM_CTX to its context size",
+            }.get(code, "")
             return _Failure("http_4xx", f"HTTP {code}: {detail}" + (f" — {hint}" if hint else ""), counts=False)
         if isinstance(exc, openai.APIError):
             return _Failure("broken", f"bad response ({self._scrub(str(exc))[:200]})", retryable=True)
         if isinstance(exc, ValueError):  # json.JSONDecodeError: a chunk of the stream is not JSON
-            return _Failure("broken", f"the server sent a chunk that is not valid JSON ({str(exc)[:120]})",
-                            retryable=True)
+            return _Failure(
+                "broken", f"the server sent a chunk that is not valid JSON ({str(exc)[:120]})", retryable=True
+            )
         raise exc
 
     def _record(self, failure: _Failure) -> None:
@@ -158,8 +169,10 @@ class RemoteLLM:
         """(self, "") if a request may go to this server now, else (None, why it is skipped)."""
         decision = self.breaker.check()
         if decision == SKIP:
-            return None, (f"skipped: circuit breaker open after {self.breaker.failures} failures, "
-                          f"probed again in {self.breaker.remaining_s():.0f} s (last error: {self.health.last_error})")
+            return None, (
+                f"skipped: circuit breaker open after {self.breaker.failures} failures, "
+                f"probed again in {self.breaker.remaining_s():.0f} s (last error: {self.health.last_error})"
+            )
         if decision == PROBE:
             ok, message = self.ping()
             self.breaker.probed(ok)
@@ -176,10 +189,17 @@ class RemoteLLM:
 
     def status(self) -> BackendStatus:
         b = self.breaker
-        health = RemoteHealth(model=self.model or None, n_ctx=self.known_ctx, n_ctx_source=self.ctx_source,
-                              breaker=b.state, consecutive_failures=b.failures, probe_in_s=round(b.remaining_s(), 1),
-                              breaker_opened=b.opened_count, token_counter=self.token_counter,
-                              **self.health.snapshot())
+        health = RemoteHealth(
+            model=self.model or None,
+            n_ctx=self.known_ctx,
+            n_ctx_source=self.ctx_source,
+            breaker=b.state,
+            consecutive_failures=b.failures,
+            probe_in_s=round(b.remaining_s(), 1),
+            breaker_opened=b.opened_count,
+            token_counter=self.token_counter,
+            **self.health.snapshot(),
+        )
         return BackendStatus(self.name, self.kind, b.state, health.last_error or None, health)
 
     def ping(self) -> tuple[bool, str]:
@@ -274,8 +294,15 @@ class RemoteLLM:
         return estimate_tokens(text)
 
     # ---- streaming ---------------------------------------------------------------------------
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float, stats: GenerationStats,
-               cancel: threading.Event | None = None, deadline: float | None = None) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[dict],
+        max_tokens: int,
+        temperature: float,
+        stats: GenerationStats,
+        cancel: threading.Event | None = None,
+        deadline: float | None = None,
+    ) -> Iterator[str]:
         """Yield text pieces as the server sends them; fills `stats` like LocalLLM.stream."""
         began = time.perf_counter()
         stats.prompt_tokens = self.count_chat(messages)
@@ -339,8 +366,7 @@ class RemoteLLM:
                 failure = self._classify(exc)
             self._record(failure)
             delay = backoff_s(attempt, failure.retry_after)
-            if (not failure.retryable or attempt >= self.settings.llm_retries
-                    or time.monotonic() + delay >= give_up):
+            if not failure.retryable or attempt >= self.settings.llm_retries or time.monotonic() + delay >= give_up:
                 if failure.counts:
                     self.breaker.failure()
                 tries = f" ({attempt + 1} attempts)" if attempt else ""
@@ -355,16 +381,22 @@ class RemoteLLM:
         remaining = give_up - time.monotonic()
         timeout = self._timeout(max(0.1, min(self.settings.llm_read_timeout_s, remaining)))
         response = self.client.chat.completions.create(
-            model=self._model_name(timeout), messages=messages, max_tokens=max_tokens, temperature=temperature,
-            stream=True, timeout=timeout)
+            model=self._model_name(timeout),
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+            timeout=timeout,
+        )
         watchdog = _Watchdog(response, self.settings.llm_read_timeout_s, give_up)
         try:
             for text, reason in _pieces(response):
                 if text or reason:
                     return response, text, _finish(reason) if reason else ""
                 if time.monotonic() > give_up:
-                    raise _Failure("timeout", f"no first token within LLM_TOTAL_TIMEOUT_S="
-                                              f"{self.settings.llm_total_timeout_s:g}")
+                    raise _Failure(
+                        "timeout", f"no first token within LLM_TOTAL_TIMEOUT_S={self.settings.llm_total_timeout_s:g}"
+                    )
         except BaseException:
             response.close()
             if watchdog.fired:  # keep-alive comments only, until a timeout
@@ -375,8 +407,12 @@ class RemoteLLM:
         response.close()
         if watchdog.fired:
             raise _Failure("timeout", watchdog.why(first=True))
-        raise _Failure("broken", "the stream ended before the first token (if the server's log says the prompt "
-                                 "exceeds its context, set LLM_CTX to the server's context size)", retryable=True)
+        raise _Failure(
+            "broken",
+            "the stream ended before the first token (if the server's log says the prompt "
+            "exceeds its context, set LLM_CTX to the server's context size)",
+            retryable=True,
+        )
 
 
 class _Watchdog:
@@ -399,11 +435,16 @@ class _Watchdog:
 
     def why(self, first: bool = False) -> str:
         if self.fired == "stalled":
-            return (f"no {'first ' if first else ''}token for LLM_READ_TIMEOUT_S={self.read_s:g} s "
-                    "(silence or keep-alive comments only)")
+            return (
+                f"no {'first ' if first else ''}token for LLM_READ_TIMEOUT_S={self.read_s:g} s "
+                "(silence or keep-alive comments only)"
+            )
         if self.fired == "timeout":
-            return ("no first token within LLM_TOTAL_TIMEOUT_S (silence or keep-alive comments only)" if first
-                    else "the answer ran past GEN_TIMEOUT_S")
+            return (
+                "no first token within LLM_TOTAL_TIMEOUT_S (silence or keep-alive comments only)"
+                if first
+                else "the answer ran past GEN_TIMEOUT_S"
+            )
         return ""
 
     def _run(self) -> None:

@@ -11,11 +11,13 @@ from ..docs_factory import DOCX_RELS, DOCX_TYPES, make_pdf
 
 def _pdf_with_stream(path: Path, stream: bytes, filters: str) -> Path:
     """A minimal one-page PDF whose content stream is `stream` (already encoded with `filters`)."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>",
-               b"<< /Length %d /Filter %s >>\nstream\n" % (len(stream), filters.encode()) + stream + b"\nendstream"]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >> >>",
+        b"<< /Length %d /Filter %s >>\nstream\n" % (len(stream), filters.encode()) + stream + b"\nendstream",
+    ]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for number, body in enumerate(objects, 1):
         offsets.append(len(out))
@@ -42,8 +44,10 @@ def docx_bomb(path: Path, expanded_mb: int = 200) -> Path:
         zf.writestr("[Content_Types].xml", DOCX_TYPES)
         zf.writestr("_rels/.rels", DOCX_RELS)
         with zf.open("word/document.xml", "w", force_zip64=True) as fh:
-            fh.write(b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
-                     b'wordprocessingml/2006/main"><w:body>')
+            fh.write(
+                b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
+                b'wordprocessingml/2006/main"><w:body>'
+            )
             for _ in range(expanded_mb):
                 fh.write(b" " * (1 << 20))
             fh.write(b"</w:body></w:document>")
@@ -53,10 +57,12 @@ def docx_bomb(path: Path, expanded_mb: int = 200) -> Path:
 def docx_entities(path: Path) -> Path:
     """A DOCX with the 'billion laughs' entity expansion and an external entity to /etc/passwd."""
     lol = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
-    xml = (f'<?xml version="1.0"?><!DOCTYPE w:document [<!ENTITY l0 "lol">{lol}'
-           '<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
-           '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
-           "<w:p><w:r><w:t>&l9; &ext;</w:t></w:r></w:p></w:body></w:document>")
+    xml = (
+        f'<?xml version="1.0"?><!DOCTYPE w:document [<!ENTITY l0 "lol">{lol}'
+        '<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+        "<w:p><w:r><w:t>&l9; &ext;</w:t></w:r></w:p></w:body></w:document>"
+    )
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("[Content_Types].xml", DOCX_TYPES)
         zf.writestr("_rels/.rels", DOCX_RELS)

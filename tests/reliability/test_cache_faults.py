@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from rag.events import Done
 
 LOCKER = """
@@ -22,11 +24,13 @@ def ask(engine, question):
     return [e for e in engine.ask(question, wait_for_model=True) if isinstance(e, Done)][-1]
 
 
+@pytest.mark.slow
 def test_locked_cache_answers_uncached_logs_once_and_keeps_its_entries(engine, caplog):
     first = ask(engine, "What is the backup passphrase for the archive?")
     assert first.cache is None and ask(engine, "What is the backup passphrase for the archive?").cache == "exact"
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(engine.cache.directory / "cache.db")],
-                              stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, str(engine.cache.directory / "cache.db")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert locker.stdout.readline().strip() == "locked"
         began = time.monotonic()

@@ -24,16 +24,30 @@ from rag.errors import IndexWriteError
 from rag.index import IndexStore
 from rag.ingest import ingest
 
-BEFORE_SWAP = ["commit.begin", "commit.sqlite", "commit.faiss", "commit.manifest", "commit.fsynced",
-               "commit.renamed", "commit.pointer-written"]
+pytestmark = pytest.mark.slow  # kill -9 at 36 points, each a child process
+
+BEFORE_SWAP = [
+    "commit.begin",
+    "commit.sqlite",
+    "commit.faiss",
+    "commit.manifest",
+    "commit.fsynced",
+    "commit.renamed",
+    "commit.pointer-written",
+]
 AFTER_SWAP = ["commit.swapped", "commit.done"]
-CASES = ([("ingest", f"ingest.parsed:{n}", "old") for n in (1, 2, 3)]
-         + [("ingest", f"ingest.embedded:{n}", "old") for n in (1, 2, 3)]
-         + [("ingest", f"commit.document:{n}", "old") for n in (1, 3)]
-         + [("ingest", p, "old") for p in BEFORE_SWAP] + [("ingest", p, "new") for p in AFTER_SWAP]
-         + [("delete", p, "old") for p in BEFORE_SWAP] + [("delete", p, "new") for p in AFTER_SWAP]
-         + [("reindex", "ingest.embedded:2", "old")]
-         + [("reindex", p, "old") for p in BEFORE_SWAP] + [("reindex", p, "new") for p in AFTER_SWAP])
+CASES = (
+    [("ingest", f"ingest.parsed:{n}", "old") for n in (1, 2, 3)]
+    + [("ingest", f"ingest.embedded:{n}", "old") for n in (1, 2, 3)]
+    + [("ingest", f"commit.document:{n}", "old") for n in (1, 3)]
+    + [("ingest", p, "old") for p in BEFORE_SWAP]
+    + [("ingest", p, "new") for p in AFTER_SWAP]
+    + [("delete", p, "old") for p in BEFORE_SWAP]
+    + [("delete", p, "new") for p in AFTER_SWAP]
+    + [("reindex", "ingest.embedded:2", "old")]
+    + [("reindex", p, "old") for p in BEFORE_SWAP]
+    + [("reindex", p, "new") for p in AFTER_SWAP]
+)
 BASE_DOCS = {"alpha.md": "ALPHAWORD", "beta.md": "BETAWORD"}
 NEW_DOCS = {"gamma.md": "GAMMAWORD", "delta.md": "DELTAWORD", "epsilon.md": "EPSILONWORD"}
 
@@ -41,8 +55,10 @@ NEW_DOCS = {"gamma.md": "GAMMAWORD", "delta.md": "DELTAWORD", "epsilon.md": "EPS
 def write_docs(folder: Path, docs: dict[str, str]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     for name, token in docs.items():
-        (folder / name).write_text(f"# {name}\n\n" + " ".join(
-            f"Paragraph {i} of {name} mentions {token} and the rules about item {i}." for i in range(40)))
+        (folder / name).write_text(
+            f"# {name}\n\n"
+            + " ".join(f"Paragraph {i} of {name} mentions {token} and the rules about item {i}." for i in range(40))
+        )
     return [folder / name for name in docs]
 
 
@@ -59,12 +75,21 @@ def base(tmp_path_factory, embedder):
 def run_until_killed(root: Path, case_dir: Path, op: str, point: str, new_files: list[Path]):
     index = case_dir / "index"
     shutil.copytree(root / "index", index)
-    args = {"ingest": ["ingest", *map(str, new_files)], "reindex": ["reindex"],
-            "delete": ["delete", IndexStore(index).documents()[0]["doc_id"][:12]]}[op]
-    env = {**os.environ, "INDEX_DIR": str(index), "CACHE_DIR": str(case_dir / "cache"),
-           "MODELS_DIR": str(case_dir), "AI_CHAT_FAILPOINT": point}
-    return subprocess.run([sys.executable, "-m", "rag", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    args = {
+        "ingest": ["ingest", *map(str, new_files)],
+        "reindex": ["reindex"],
+        "delete": ["delete", IndexStore(index).documents()[0]["doc_id"][:12]],
+    }[op]
+    env = {
+        **os.environ,
+        "INDEX_DIR": str(index),
+        "CACHE_DIR": str(case_dir / "cache"),
+        "MODELS_DIR": str(case_dir),
+        "AI_CHAT_FAILPOINT": point,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def check_consistent(store: IndexStore) -> None:
@@ -95,9 +120,13 @@ def test_kill_minus_nine_at_every_point(base, tmp_path):
         where = f"{op} killed at {point}"
         assert proc.returncode == -9, f"{where}: the failpoint was not reached (rc {proc.returncode}): {proc.stderr}"
         store = IndexStore(case_dir / "index")  # what the app does at start
-        leftovers = [p.name for p in (case_dir / "index").iterdir()
-                     if p.name.startswith(".tmp-") or p.name == "CURRENT.tmp"
-                     or (p.name.startswith("v") and p.name > store.version)]
+        leftovers = [
+            p.name
+            for p in (case_dir / "index").iterdir()
+            if p.name.startswith(".tmp-")
+            or p.name == "CURRENT.tmp"
+            or (p.name.startswith("v") and p.name > store.version)
+        ]
         assert not leftovers, f"{where}: {leftovers}"
         check_consistent(store)
         sources = {d["source"] for d in store.documents()}
@@ -105,8 +134,14 @@ def test_kill_minus_nine_at_every_point(base, tmp_path):
             assert store.version == old_version and sources == old_sources, where
         else:
             assert store.version > old_version, where
-            assert sources == {"ingest": old_sources | set(NEW_DOCS), "reindex": old_sources,
-                               "delete": old_sources - {old.documents()[0]["source"]}}[op], where
+            assert (
+                sources
+                == {
+                    "ingest": old_sources | set(NEW_DOCS),
+                    "reindex": old_sources,
+                    "delete": old_sources - {old.documents()[0]["source"]},
+                }[op]
+            ), where
 
 
 def test_full_disk_mid_commit_is_a_clean_error_and_loses_nothing(base, tmp_path, embedder, monkeypatch, tiny_model):

@@ -17,22 +17,33 @@ from rag.ingest import ingest
 
 from ..conftest import run_cli
 
-KOREAN = ("소방 훈련은 매년 3월과 9월에 실시한다. 비상계단은 항상 비워 두어야 하며 소화기는 복도 끝 붉은 함에 있다. "
-          "훈련 책임자는 시설팀 김민수 과장이다. ") * 20
+KOREAN = (
+    "소방 훈련은 매년 3월과 9월에 실시한다. 비상계단은 항상 비워 두어야 하며 소화기는 복도 끝 붉은 함에 있다. "
+    "훈련 책임자는 시설팀 김민수 과장이다. "
+) * 20
 
 
 def png_bytes() -> bytes:
     raw = b"\x00\xff\x00\x00"
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
-                                + struct.pack(">I", zlib.crc32(kind + data)))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("name, data", [
-    ("utf8-one-latin1-byte", KOREAN[:200].encode() + b" caf\xe9 " + KOREAN[200:].encode()),
-    ("cp949-one-invalid-byte", KOREAN[:200].encode("cp949") + b"\xff" + KOREAN[200:].encode("cp949")),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("utf8-one-latin1-byte", KOREAN[:200].encode() + b" caf\xe9 " + KOREAN[200:].encode()),
+        ("cp949-one-invalid-byte", KOREAN[:200].encode("cp949") + b"\xff" + KOREAN[200:].encode("cp949")),
+    ],
+)
 def test_one_stray_byte_spoils_one_character_not_the_file(name, data):
     text = loaders.decode_text(data)
     assert "소방 훈련은 매년 3월과 9월에 실시한다" in text and "김민수 과장" in text
@@ -78,6 +89,7 @@ def test_renamed_binaries_are_refused_in_a_batch_and_the_rest_goes_in(tmp_path, 
     assert "not a readable PDF (the content is a ZIP archive" in by_name["archive.pdf"].message
 
 
+@pytest.mark.slow
 def test_a_folder_link_that_loops_is_reported_not_followed(tmp_path):
     folder = tmp_path / "docs"
     (folder / "team").mkdir(parents=True)

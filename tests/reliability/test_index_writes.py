@@ -20,20 +20,29 @@ from ..test_index import DIM, doc
 
 
 def python(code: str, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_opening_the_index_leaves_a_commit_in_progress_alone(tmp_path):
     root = tmp_path / "idx"
     IndexStore(root).commit([doc("a", ["kept"], 1)], embedder_id="e", dim=DIM)
-    holder = python("""
+    holder = python(
+        """
         import fcntl, sys, time
         fh = open(sys.argv[1] + "/.lock", "a")
         fcntl.flock(fh, fcntl.LOCK_EX)  # what a committing process holds
         print("holding", flush=True)
         time.sleep(60)
-    """, str(root))
+    """,
+        str(root),
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         in_progress = root / ".tmp-v000002-5f3a"
@@ -53,7 +62,9 @@ def test_readers_in_other_processes_never_break_a_commit(tmp_path):
     """One process commits 25 times while three others open and read the index in a loop."""
     root = tmp_path / "idx"
     IndexStore(root).commit([doc("seed", ["seed"], 0)], embedder_id="e", dim=DIM)
-    readers = [python("""
+    readers = [
+        python(
+            """
         import sys, time
         from rag.index import IndexStore
         end, opened = time.time() + 120, 0
@@ -64,9 +75,14 @@ def test_readers_in_other_processes_never_break_a_commit(tmp_path):
             if opened % 50 == 0 and open(sys.argv[1] + "/../done").read() == "1":
                 break
         print(opened)
-    """, str(root)) for _ in range(3)]
+    """,
+            str(root),
+        )
+        for _ in range(3)
+    ]
     (tmp_path / "done").write_text("0")
-    writer = python("""
+    writer = python(
+        """
         import sys
         sys.path.insert(0, ".")
         from rag.index import IndexStore
@@ -75,7 +91,9 @@ def test_readers_in_other_processes_never_break_a_commit(tmp_path):
         for i in range(25):
             store.commit([doc(f"d{i}", [f"text {i} " * 40] * 30, i)], embedder_id="e", dim=DIM)
         print(store.version, store.count())
-    """, str(root))
+    """,
+        str(root),
+    )
     out, err = writer.communicate(timeout=300)
     (tmp_path / "done").write_text("1")
     opened = [int(r.communicate(timeout=120)[0] or 0) for r in readers]
@@ -103,6 +121,7 @@ def test_file_names_that_are_not_utf8_are_indexed_with_the_batch(tmp_path, engin
     assert {r.status for r in again.results} == {"unchanged"}
 
 
+@pytest.mark.slow
 def test_names_cannot_forge_cli_output_or_reach_the_terminal_raw(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -125,7 +144,8 @@ def test_a_disk_that_fills_mid_commit_is_a_clean_error(tmp_path, limit, what):
     """RLIMIT_FSIZE makes the real writes fail (EFBIG): with 150 kB the SQLite file fits and FAISS's
     does not; with 12 kB SQLite's own write fails first."""
     root = tmp_path / "idx"
-    proc = python("""
+    proc = python(
+        """
         import resource, sys
         import numpy as np
         from rag.chunking import Chunk
@@ -143,7 +163,10 @@ def test_a_disk_that_fills_mid_commit_is_a_clean_error(tmp_path, limit, what):
             store.commit([document("big", 20)])
         except IndexWriteError as exc:
             print("clean:", exc)
-    """, str(root), str(limit))
+    """,
+        str(root),
+        str(limit),
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and "Traceback" not in err, f"{what}: {err[-1500:]}"
     assert out.startswith("clean: could not write the index") and "nothing was changed" in out, out
@@ -159,13 +182,16 @@ def test_lock_file_protocol_is_flock_on_dot_lock(tmp_path):
     with open(root / ".lock", "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         began = time.monotonic()
-        committer = python("""
+        committer = python(
+            """
             import sys
             sys.path.insert(0, ".")
             from rag.index import IndexStore
             from tests.test_index import DIM, doc
             print(IndexStore(sys.argv[1]).commit([doc("a", ["x"], 1)], embedder_id="e", dim=DIM))
-        """, str(root))
+        """,
+            str(root),
+        )
         time.sleep(1.0)
         assert committer.poll() is None  # waiting for the lock
         fcntl.flock(fh, fcntl.LOCK_UN)

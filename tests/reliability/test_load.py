@@ -11,16 +11,24 @@ import time
 from collections import Counter
 
 import psutil
+import pytest
 
 from rag.events import Done, Error, Hits, Status, Token
 from rag.llm import local as llm
 
 ASKERS = 8
 SECONDS = float(os.environ.get("SOAK_SECONDS", "20"))
-TOPICS = ["the backup passphrase for the archive", "the emergency generator key", "the parking permit number",
-          "deliveries and storage", "who reviews the budget", "the fire drill schedule"]
+TOPICS = [
+    "the backup passphrase for the archive",
+    "the emergency generator key",
+    "the parking permit number",
+    "deliveries and storage",
+    "who reviews the budget",
+    "the fire drill schedule",
+]
 
 
+@pytest.mark.slow
 def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeypatch):
     built = []
     real_init = llm.LocalLLM.__init__
@@ -76,23 +84,27 @@ def test_eight_concurrent_askers_with_an_ingest_midway(engine, tmp_path, monkeyp
     assert answered["cached"] and answered["generated"]
     assert queued and max(queued) >= 2  # others were told their place in the queue
     assert built == [] and engine.chain.local.model.get() is model  # built once, before the load began
-    warm = rss[len(rss) // 10:]
+    warm = rss[len(rss) // 10 :]
     growth = (max(warm[-4:]) - min(warm[:4])) / min(warm[:4])
-    print(f"\n{SECONDS:.0f} s, {ASKERS} askers: {answered['all']} answers ({answered['cached']} cached, "
-          f"{answered['generated']} generated), queue positions up to {max(queued)}, RSS "
-          f"{min(warm[:4]) / 2**20:.0f} -> {max(warm[-4:]) / 2**20:.0f} MB after warm-up ({growth:+.1%})")
+    print(
+        f"\n{SECONDS:.0f} s, {ASKERS} askers: {answered['all']} answers ({answered['cached']} cached, "
+        f"{answered['generated']} generated), queue positions up to {max(queued)}, RSS "
+        f"{min(warm[:4]) / 2**20:.0f} -> {max(warm[-4:]) / 2**20:.0f} MB after warm-up ({growth:+.1%})"
+    )
     assert growth < 0.05, f"RSS grew {growth:.1%} after warm-up"
     hits = [e for e in engine.ask("Who inspects the rooftop beehive?") if isinstance(e, Hits)][-1].hits
     assert "ORCHIDFALCON" in hits[0].text  # the document ingested mid-chat is searchable
 
 
+@pytest.mark.slow
 def test_answers_keep_streaming_while_documents_are_ingested(engine, tmp_path):
     """Tokens keep arriving while 30 documents are parsed, embedded and committed in another thread."""
     folder = tmp_path / "batch"
     folder.mkdir()
     for i in range(30):
-        (folder / f"doc{i}.md").write_text(" ".join(f"Section {j} of handbook {i} covers shelf {j * i}."
-                                                    for j in range(150)))
+        (folder / f"doc{i}.md").write_text(
+            " ".join(f"Section {j} of handbook {i} covers shelf {j * i}." for j in range(150))
+        )
     window = {}
 
     def ingest_all():

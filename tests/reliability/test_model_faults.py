@@ -29,8 +29,7 @@ def refused_by_llama_cpp(path, monkeypatch):
 
 
 def answer(engine):
-    return [e for e in engine.ask("What is the parking permit number?", wait_for_model=True)
-            if isinstance(e, Done)][-1]
+    return [e for e in engine.ask("What is the parking permit number?", wait_for_model=True) if isinstance(e, Done)][-1]
 
 
 @pytest.fixture
@@ -39,14 +38,19 @@ def indexed(settings, embedder, corpus):
         engine = Engine(replace(settings, model_path=model_path, max_tokens=8), embedder=embedder)
         engine.ingest([corpus[0]])
         return engine
+
     return make
 
 
 BAD_FILES = {  # name -> (how to make it from the tiny model's bytes, words in the reason)
     "empty.gguf": (lambda good, path: path.write_bytes(b""), "empty"),
     "random.gguf": (lambda good, path: path.write_bytes(bytes(range(256)) * 64), "not a GGUF file"),
-    "lfs-pointer.gguf": (lambda good, path: path.write_bytes(
-        b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4683073536\n"), "Git LFS pointer"),
+    "lfs-pointer.gguf": (
+        lambda good, path: path.write_bytes(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 4683073536\n"
+        ),
+        "Git LFS pointer",
+    ),
     "login-page.gguf": (lambda good, path: path.write_bytes(b"<!DOCTYPE html><html>Sign in</html>"), "HTML"),
     "odd-arch.gguf": (lambda good, path: write_unknown_architecture(path), "architecture 'frobnicator'"),
     "cut-1pct.gguf": (lambda good, path: path.write_bytes(good[: len(good) // 100]), "truncated"),
@@ -94,13 +98,15 @@ def test_a_file_that_passed_is_not_probed_again(indexed, tiny_model, settings, m
     assert again.chain.local.model.state == "ready"
 
 
-@pytest.mark.parametrize("signal_name, meaning", [
-    ("SIGILL", "an instruction this CPU does not allow"),
-    ("SIGSEGV", "an invalid memory access"),
-    ("SIGBUS", "a bus error"),
-])
-def test_cpu_kernel_crash_while_running_spares_the_server(signal_name, meaning, indexed, tiny_model,
-                                                          monkeypatch):
+@pytest.mark.parametrize(
+    "signal_name, meaning",
+    [
+        ("SIGILL", "an instruction this CPU does not allow"),
+        ("SIGSEGV", "an invalid memory access"),
+        ("SIGBUS", "a bus error"),
+    ],
+)
+def test_cpu_kernel_crash_while_running_spares_the_server(signal_name, meaning, indexed, tiny_model, monkeypatch):
     """The probe child loads the model, then dies evaluating the prompt (as an AMX kernel does)."""
     monkeypatch.setenv("AI_CHAT_FAILPOINT", f"probe.decode={signal_name.lower()}")
     engine = indexed(tiny_model)
@@ -114,9 +120,9 @@ def test_the_probe_evaluates_a_prompt_and_decodes(tiny_model):
     import subprocess
     import sys
 
-
-    out = subprocess.run([sys.executable, "-m", "rag.llm.probe", str(tiny_model)], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.llm.probe", str(tiny_model)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-500:]
     match = re.search(r"probe: ok \((\d+) prompt tokens, (\d+) decoded\)", out.stdout)
     assert match and int(match.group(1)) == 64 and int(match.group(2)) == 4, out.stdout

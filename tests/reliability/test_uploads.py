@@ -5,22 +5,34 @@ from rag.errors import IngestError
 from rag.uploads import display_name, save_upload
 
 
-@pytest.mark.parametrize("hostile, shown", [
-    ("../../etc/passwd", "passwd"),
-    ("/absolute/path/report.pdf", "report.pdf"),
-    ("C:\\Users\\me\\notes.txt", "notes.txt"),
-    ("", "unnamed"),
-    ("..", "unnamed"),
-    ("evil\x00.pdf", "evil.pdf"),
-    ("invoice\u202egpj.pdf", "invoicegpj.pdf"),  # right-to-left override removed
-    ("a" * 300 + ".pdf", "a" * 115 + "….pdf"),
-])
+@pytest.mark.parametrize(
+    "hostile, shown",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("/absolute/path/report.pdf", "report.pdf"),
+        ("C:\\Users\\me\\notes.txt", "notes.txt"),
+        ("", "unnamed"),
+        ("..", "unnamed"),
+        ("evil\x00.pdf", "evil.pdf"),
+        ("invoice\u202egpj.pdf", "invoicegpj.pdf"),  # right-to-left override removed
+        ("a" * 300 + ".pdf", "a" * 115 + "….pdf"),
+    ],
+)
 def test_display_names_are_harmless(hostile, shown):
     assert display_name(hostile) == shown
 
 
-@pytest.mark.parametrize("hostile", ["../../etc/passwd.txt", "/etc/cron.d/x.txt", "..\\..\\boot.ini.txt",
-                                     "a\x00b.txt", "\u202etxt.exe.txt", "b" * 300 + ".txt"])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "../../etc/passwd.txt",
+        "/etc/cron.d/x.txt",
+        "..\\..\\boot.ini.txt",
+        "a\x00b.txt",
+        "\u202etxt.exe.txt",
+        "b" * 300 + ".txt",
+    ],
+)
 def test_uploads_are_stored_under_generated_names_inside_the_dir(tmp_path, hostile):
     uploads = tmp_path / "uploads"
     path = save_upload(b"hello", hostile, uploads, 1000)
