@@ -226,6 +226,10 @@ class AnswerCache:
         entry = self._safely(lambda: self.db.get(table.keys[rows[best]]))
         return self._hit(entry, "semantic") if entry else None
 
+    def semantic_entries(self, scope: str) -> int:
+        """How many question vectors the scope keeps for semantic lookups (at most SEMANTIC_MAX)."""
+        return len(self._table(scope).keys)
+
     def _table(self, scope: str) -> _Vectors:
         """The scope's question vectors, read from disk once per process and then kept up to date.
 

@@ -6,7 +6,8 @@ unless AI_CHAT_FAILPOINT is set, to `name[:n][=action]`: at the n-th hit (defaul
 action runs. Actions: `kill` (SIGKILL this process: no cleanup, no flush; the default), `enospc`
 (raise OSError ENOSPC, as a full disk does), `sigill`, `sigsegv`, `sigbus` (this process dies by
 that signal, as it does when a CPU kernel runs an instruction the CPU does not allow or faults) and
-`sleepN` (wait N seconds, as a slow disk does; e.g. `model.load=sleep3`).
+`sleepN` (wait N seconds, as a slow disk does; e.g. `model.load=sleep3`) and `wait:PATH` (wait until
+PATH exists, at most 120 s: a test holds a slow step open and releases it when it is ready).
 """
 
 from __future__ import annotations
@@ -32,19 +33,25 @@ def hit(name: str) -> None:
     if point != name:
         return
     with _lock:
-        _counts[name] = count = _counts.get(name, 0) + 1
+        key = f"{spec}|{name}"  # a new spec (another test, another run) counts from zero
+        _counts[key] = count = _counts.get(key, 0) + 1
     if count != int(nth or 1):
         return
     if action in ("", "kill"):
         os.kill(os.getpid(), signal.SIGKILL)
     elif action in _SIGNALS:
         os.kill(os.getpid(), _SIGNALS[action])
+    elif action.startswith("wait:"):
+        deadline = time.monotonic() + 120
+        while not os.path.exists(action[5:]) and time.monotonic() < deadline:
+            time.sleep(0.05)
     elif action.startswith("sleep"):
         time.sleep(float(action[5:] or 1))
     elif action == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"failpoint {name}")
     else:
-        raise ValueError(f"{ENV}={spec}: unknown action {action!r} (kill, enospc, sleepN, {', '.join(_SIGNALS)})")
+        known = ", ".join(["kill", "enospc", "sleepN", "wait:PATH", *_SIGNALS])
+        raise ValueError(f"{ENV}={spec}: unknown action {action!r} ({known})")
 
 
 def reset() -> None:

@@ -1,5 +1,6 @@
 """Streamlit AppTest: the real app.py and the real engine, headless, in this process."""
 
+import threading
 import time
 
 import pytest
@@ -95,13 +96,15 @@ def test_a_cpu_crash_in_llama_cpp_is_explained_and_retrieval_goes_on(tiny_model,
     assert "crashed running this model on this CPU" in captions(at)
 
 
-def test_quick_answer_while_loading_then_the_full_answer(tiny_model, monkeypatch):
+def test_quick_answer_while_loading_then_the_full_answer(tiny_model, monkeypatch, tmp_path):
     monkeypatch.setenv("MODEL_PATH", str(tiny_model))
-    monkeypatch.setenv("AI_CHAT_FAILPOINT", "model.load=sleep15")
+    loaded = tmp_path / "disk-answered"  # the model's load waits for this file: a slow disk
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", f"model.load=wait:{loaded}")
     at = AppTest.from_file(APP, default_timeout=60).run()
     eng = engine()
     wait_ready(eng, "embedder")
-    assert eng.model_loading()  # loading since the first run, slowed by the failpoint (a slow disk)
+    assert eng.model_loading()  # loading since the first run, held by the failpoint
+    threading.Timer(1.5, loaded.touch).start()  # the disk answers while the question is asked
     at.chat_input[0].set_value("How do I add documents?").run()
     answer = at.chat_message[-1]
     texts = [m.value for m in answer.markdown]

@@ -109,4 +109,4 @@ def test_semantic_entries_are_a_bounded_ring_that_survives_restarts(tmp_path, mo
         assert c.lookup_semantic("question x", SCOPE, vectors[1]) is None
         for i in range(2, 6):
             assert c.lookup_semantic("question x", SCOPE, vectors[i]).answer == f"answer {i}"
-    assert len(AnswerCache(tmp_path)._table(SCOPE).keys) == 4
+    assert AnswerCache(tmp_path).semantic_entries(SCOPE) == 4

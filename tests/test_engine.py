@@ -93,13 +93,15 @@ def test_no_model_answers_retrieval_only(settings, embedder, corpus):
 def test_model_still_loading_gives_retrieval_only_then_the_full_answer(
     settings, embedder, tiny_model, corpus, monkeypatch
 ):
-    monkeypatch.setenv("AI_CHAT_FAILPOINT", "model.load=sleep4")  # a slow disk
+    loaded = settings.cache_dir.parent / "disk-answered"  # the load waits for this file: a slow disk
+    monkeypatch.setenv("AI_CHAT_FAILPOINT", f"model.load=wait:{loaded}")
     engine = Engine(replace(settings, model_path=tiny_model), embedder=embedder, start=False)
     engine.start(("model",))
     engine.ingest([corpus[0]])
     _, done, _ = run(engine, "What is the conference room booking code?")
     assert done.retrieval_only and done.reason == "the model is still loading"
     assert "AMBERGLACIER" in done.answer and engine.model_loading()
+    loaded.touch()
     _, full, _ = run(engine, "What is the conference room booking code?", wait_for_model=True)
     assert not full.retrieval_only and full.completion_tokens > 0
 
