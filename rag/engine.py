@@ -80,6 +80,10 @@ class Engine:
         """Whether the local model is loading now (its answer can follow a quick retrieval-only one)."""
         return self.chain.local is not None and self.chain.local.loading
 
+    def uses_demo_model(self) -> bool:
+        """Whether the local model is the bundled demo model (no GGUF placed, BUNDLED_MODEL on)."""
+        return self.chain.local is not None and self.settings.model_is_bundled
+
     def load_states(self) -> list[PartStatus]:
         """Load state of the embedder, the index and (when the chain has one) the local model."""
         parts: list[Lazy] = [self.embedder, self.index]
@@ -104,6 +108,7 @@ class Engine:
             "temperature": s.temperature,
             "top_k": s.top_k,
             "retrieval": s.retrieval_mode,
+            "grounding": s.grounding_min,
         }
 
     def ask(

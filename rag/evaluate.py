@@ -30,6 +30,7 @@ class Question:
     text: str
     answers: list[str]
     doc: str  # the file name of its article
+    impossible: bool = False  # SQuAD v2: the article does not answer it
 
 
 @dataclass
@@ -54,8 +55,9 @@ def _norm(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def load_squad(path: Path, folder: Path) -> list[Question]:
-    """Write each article of a SQuAD-format file into `folder` as Markdown; return its questions."""
+def load_squad(path: Path, folder: Path, impossible: bool = False) -> list[Question]:
+    """Write each article of a SQuAD-format file into `folder` as Markdown; return its questions
+    (with `impossible`, also SQuAD v2's unanswerable ones)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -76,6 +78,8 @@ def load_squad(path: Path, folder: Path) -> list[Question]:
                 answers = sorted({a["text"] for a in qa.get("answers", []) if a["text"].strip()})
                 if answers:
                     questions.append(Question(qa["question"], answers, name))
+                elif impossible and qa.get("is_impossible"):
+                    questions.append(Question(qa["question"], [], name, impossible=True))
     if not questions:
         raise RagError(f"{path}: no questions with answers found")
     return questions

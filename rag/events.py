@@ -53,6 +53,7 @@ class Done:
     extra: dict = field(default_factory=dict)
     backend: str = ""  # who wrote the answer: "local" or "openai:URL"; "" for retrieval-only
     turn: list = field(default_factory=list)  # this exchange, to pass back as history next time
+    cited: list[int] = field(default_factory=list)  # the passage numbers the answer cites (all exist)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from . import prompt, retrieve
+from . import grounding, prompt, retrieve
 from .cache import AnswerCache, depends_on_history, scope_key
+from .citations import CitationFilter, cited
 from .config import Settings
 from .embeddings import Embedder
 from .errors import BackendDown, StreamBroken
@@ -51,6 +52,7 @@ class Question:
     partial: str = ""  # text a backend streamed before it broke
     partial_backend: str = ""
     answered: bool = False
+    support: float = 1.0  # how well the best passage covers the question (grounding.py)
 
     @property
     def elapsed_ms(self) -> float:
@@ -102,7 +104,29 @@ class Pipeline:
             yield from self.retrieval_only(q, reason)
             return
         self.cache.count("miss")
+        q.support = grounding.support(search_query(q.text, q.context), [h.text for h in q.hits])
+        if q.support < self.settings.grounding_min:
+            yield from self.nothing_found(q)
+            return
         yield from self.failover(q)
+
+    def nothing_found(self, q: Question) -> Iterator:
+        """The grounding gate's answer: no guess, the closest passages instead."""
+        passages = retrieve.numbered(q.hits[:3])
+        answer = grounding.NOTHING_FOUND + (
+            " The closest passages:\n\n" + retrieve.quote_passages(passages) if passages else ""
+        )
+        yield Hits(passages)
+        yield Token(answer)
+        yield Done(
+            answer,
+            reason=f"no passage covers the question (support {q.support:.2f} < GROUNDING_MIN "
+            f"{self.settings.grounding_min:g})",
+            retrieval_ms=q.retrieval_ms,
+            total_ms=q.elapsed_ms,
+            extra={"gated": True, "support": q.support},
+            cited=[p.n for p in passages],
+        )
 
     def retrieve(self, q: Question, embedder: Embedder, store: IndexStore) -> None:
         # a follow-up ("and who checks it?") is searched together with the question it follows
@@ -123,14 +147,23 @@ class Pipeline:
         answer = retrieve.retrieval_only_answer(passages, reason)
         yield Hits(passages)
         yield Token(answer)
-        yield Done(answer, retrieval_only=True, reason=reason, retrieval_ms=q.retrieval_ms, total_ms=q.elapsed_ms)
+        yield Done(
+            answer,
+            retrieval_only=True,
+            reason=reason,
+            retrieval_ms=q.retrieval_ms,
+            total_ms=q.elapsed_ms,
+            cited=[p.n for p in passages],
+        )
 
     def cached(self, q: Question, hit) -> Iterator:
         self.cache.count(hit.kind)
         yield Hits([Passage(**p) for p in hit.hits])
         yield Token(hit.answer)
         turn = [{"role": "user", "content": q.text, "passages": hit.hits}, {"role": "assistant", "content": hit.answer}]
-        yield Done(hit.answer, cache=hit.kind, total_ms=q.elapsed_ms, turn=turn, backend=hit.backend)
+        yield Done(
+            hit.answer, cache=hit.kind, total_ms=q.elapsed_ms, turn=turn, backend=hit.backend, cited=cited(hit.answer)
+        )
 
     def failover(self, q: Question) -> Iterator:
         """Try the chain in order; a failure before the first token moves on quietly, one after it
@@ -182,22 +215,30 @@ class Pipeline:
             )
 
     def generate(self, q: Question, model: ChatModel) -> Iterator:
-        """Stream `model`'s answer; `q.streamed` keeps what arrived in case the stream breaks."""
+        """Stream `model`'s answer; `q.streamed` keeps what was shown in case the stream breaks. Citation
+        markers naming no passage of this prompt are dropped from the stream (citations.py)."""
         s = self.settings
         max_tokens = min(s.max_tokens, model.n_ctx // 2)
         built = prompt.build(q.text, q.history, q.hits, model.count_chat, model.n_ctx - max_tokens - MARGIN_TOKENS)
         yield Hits(built.citations)
         stats = GenerationStats()
+        shown = CitationFilter({p.n for p in built.citations})
+        raw_parts: list[str] = []  # exactly as generated: the next turn re-sends it for KV reuse
         with model.queue() as waiting:
             for position in waiting:
                 yield Status("queued", position=position)
             yield Status("generating", model.name)
             deadline = time.monotonic() + s.gen_timeout_s
             for piece in model.stream(built.messages, max_tokens, s.temperature, stats, q.cancel, deadline):
-                q.streamed.append(piece)
-                yield Token(piece)
-        raw = "".join(q.streamed)
-        answer = raw.strip()
+                raw_parts.append(piece)
+                if text := shown.feed(piece):
+                    q.streamed.append(text)
+                    yield Token(text)
+        if text := shown.finish():
+            q.streamed.append(text)
+            yield Token(text)
+        raw = "".join(raw_parts)
+        answer = "".join(q.streamed).strip()
         complete = stats.finish_reason in ("stop", "length")
         if complete and answer:
             self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
@@ -217,10 +258,13 @@ class Pipeline:
             completion_tokens=stats.completion_tokens,
             total_ms=q.elapsed_ms,
             backend=model.name,
+            cited=cited(answer),
             extra={
                 "dropped_passages": built.dropped_hits,
                 "dropped_turns": built.dropped_turns,
                 "failures": list(q.failures),
+                "invented_citations": shown.dropped,
+                "support": q.support,
             },
             turn=prompt.turn_record(built, q.text, raw) if complete else [],
         )

@@ -92,13 +92,18 @@ def retrieval_only_answer(passages: list[Passage], reason: str) -> str:
     head = f"**Retrieval only** — {reason}. The most relevant passages from your documents:\n\n"
     if not passages:
         return head.replace("The most relevant passages from your documents:", "Nothing relevant was found.")
+    return head + quote_passages(passages)
+
+
+def quote_passages(passages: list[Passage], limit: int = 400) -> str:
+    """Each passage as '[n] *source*: text', cut at `limit` characters on a word boundary."""
     parts = []
     for p in passages:
         text = " ".join(p.text.split())
-        if len(text) > 400:
-            text = text[:400].rsplit(" ", 1)[0] + " …"
+        if len(text) > limit:
+            text = text[:limit].rsplit(" ", 1)[0] + " …"
         parts.append(f"[{p.n}] *{cite_label(p)}*: {text}")
-    return head + "\n\n".join(parts)
+    return "\n\n".join(parts)
 
 
 def numbered(hits: list[Hit]) -> list[Passage]:

@@ -33,6 +33,13 @@ class ModelStatus:
     template_problem: str | None  # why the GGUF's own chat template is not used
     plan: Plan | None  # None until a load has planned
     llama_build: dict | None
+    bundled: bool = False  # the small demo model installed with the app, not one the user placed
+
+
+DEMO_MODEL_NOTE = (
+    "SmolLM2-135M, the small demo model bundled with AI-CHAT: fine for trying it out, weak answers. "
+    "For better ones put a bigger instruction-tuned GGUF in models/ (see models/README.md) and restart."
+)
 
 
 @dataclass

@@ -31,6 +31,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / "models").mkdir()
     monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))  # empty: no model unless a test sets one
+    monkeypatch.setenv("BUNDLED_MODEL", "0")  # nor the bundled demo model (tests that want it say so)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return tmp_path
 

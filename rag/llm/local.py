@@ -320,4 +320,5 @@ class LocalBackend:
             template_problem=(llm.template_fallback or None) if llm else None,
             plan=self.plan,
             llama_build=llama_build.describe(),
+            bundled=self.settings.model_is_bundled,
         )

@@ -1,0 +1,243 @@
+"""`python -m rag eval --answers SET.json`: what a user gets, end to end, on a SQuAD-format set.
+
+The real pipeline runs: the set's articles are ingested into a temporary index, then every
+question (or a seeded sample of `n`) is asked through `Engine.ask` with the configured backend
+chain (MODEL_PATH, the bundled model, or remote servers), one at a time and without history.
+Per question we score the answer against the gold answers (SQuAD's normalisation: case,
+punctuation, articles and spacing ignored):
+
+- contains_gold: a gold answer appears in the answer;
+- exact / f1: exact match and token F1 of the answer's best sentence against the best gold;
+- citations: every `[n]` names a passage that was shown (valid), and a cited passage holds the gold;
+- abstained: the answer says the documents do not hold the answer (on `is_impossible` questions
+  that is the right behaviour; on answerable ones it is a miss);
+- first_token_ms, total_ms.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import string
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from .config import Settings
+from .errors import RagError
+from .evaluate import Question, load_squad
+
+CITATION = re.compile(r"\[(\d+)\]")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# how answers say "not in the documents": the grounding gate's own words, and what models write
+ABSTAIN = re.compile(
+    r"found nothing about this|(?:do|does|did) not (?:contain|mention|say|include|provide|answer)|"
+    r"(?:no|not any) (?:information|mention|details?)|not (?:mentioned|stated|provided|found|given)|"
+    r"cannot (?:find|answer|be answered|determine)|can't (?:find|answer)|unable to (?:find|answer)|"
+    r"don't (?:know|have)|do not know|no answer|isn't (?:mentioned|in)",
+    re.IGNORECASE,
+)
+
+
+def normalize(text: str) -> str:
+    """SQuAD's answer normalisation. Example: 'The  Normans!' -> 'normans'."""
+    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def abstains(answer: str) -> bool:
+    return bool(ABSTAIN.search(answer))
+
+
+@dataclass
+class Scored:
+    question: str
+    impossible: bool
+    answer: str
+    abstained: bool
+    contains_gold: bool = False
+    exact: bool = False
+    f1: float = 0.0
+    retrieved_gold: bool = False  # a retrieved passage held the gold answer (the model could have found it)
+    cited: list[int] = field(default_factory=list)
+    invalid_citations: list[int] = field(default_factory=list)  # numbers of no passage that was shown
+    cited_gold: bool = False  # a cited passage holds the gold answer
+    first_token_ms: float | None = None
+    total_ms: float = 0.0
+    support: float | None = None  # the grounding gate's measure for this question (grounding.py)
+    gated: bool = False  # the gate answered "nothing found" instead of the model
+    error: str = ""
+
+
+def score(q: Question, answer: str, passages: dict[int, str], first_token_ms, total_ms) -> Scored:
+    cited = sorted({int(n) for n in CITATION.findall(answer)})
+    body = CITATION.sub("", answer)
+    golds = [normalize(a) for a in q.answers]
+    out = Scored(q.text, q.impossible, answer, abstains(answer), first_token_ms=first_token_ms, total_ms=total_ms)
+    out.cited = cited
+    out.invalid_citations = [n for n in cited if n not in passages]
+    if q.impossible:
+        return out
+    text = normalize(body)
+    out.contains_gold = any(g and g in text for g in golds)
+    sentences = [s for s in SENTENCE_END.split(body) if s.strip()] or [body]
+    out.exact = any(normalize(s) == g for s in sentences for g in golds)
+    out.f1 = max((f1(s, g) for s in sentences for g in q.answers), default=0.0)
+    out.retrieved_gold = any(g in normalize(p) for g in golds for p in passages.values())
+    out.cited_gold = any(g in normalize(passages[n]) for g in golds for n in cited if n in passages)
+    return out
+
+
+def _rate(values: list[bool]) -> float | None:
+    return round(sum(values) / len(values), 3) if values else None
+
+
+def summary(scored: list[Scored]) -> dict:
+    answerable = [s for s in scored if not s.impossible and not s.error]
+    impossible = [s for s in scored if s.impossible and not s.error]
+    with_citations = [s for s in answerable if s.cited]
+    cited_numbers = [n for s in scored for n in s.cited]
+    first = sorted(s.first_token_ms for s in scored if s.first_token_ms is not None)
+    total = sorted(s.total_ms for s in scored if not s.error)
+    return {
+        "questions": len(scored),
+        "answerable": len(answerable),
+        "impossible": len(impossible),
+        "errors": sum(bool(s.error) for s in scored),
+        "contains_gold": _rate([s.contains_gold for s in answerable]),
+        "exact": _rate([s.exact for s in answerable]),
+        "f1": round(statistics.mean(s.f1 for s in answerable), 3) if answerable else None,
+        "retrieved_gold": _rate([s.retrieved_gold for s in answerable]),
+        "false_abstention": _rate([s.abstained for s in answerable]),
+        "no_answer": _rate([s.abstained for s in impossible]),  # the right behaviour on impossible questions
+        "cite_rate": _rate([bool(s.cited) for s in answerable]),
+        # of the answerable answers that cite: a cited passage holds the gold answer
+        "citation_precision": _rate([s.cited_gold for s in with_citations]),
+        "invalid_citations": sum(len(s.invalid_citations) for s in scored),
+        "citations": len(cited_numbers),
+        "first_token_p50_ms": round(statistics.median(first), 1) if first else None,
+        "total_p50_ms": round(statistics.median(total), 1) if total else None,
+        "total_p95_ms": round(total[min(len(total) - 1, int(len(total) * 0.95))], 1) if total else None,
+    }
+
+
+def sweep(scored: list[Scored], thresholds=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> list[dict]:
+    """What a grounding gate at each threshold would give, from one run's answers and support values:
+    a question under the threshold gets the gate's "nothing found" instead of its answer."""
+    out = []
+    for t in thresholds:
+        answerable = [s for s in scored if not s.impossible and not s.error and s.support is not None]
+        impossible = [s for s in scored if s.impossible and not s.error and s.support is not None]
+        out.append(
+            {
+                "min": t,
+                "contains_gold": _rate([s.contains_gold and s.support >= t for s in answerable]),
+                "no_answer": _rate([s.abstained or s.support < t for s in impossible]),
+                "false_abstention": _rate([s.abstained or s.support < t for s in answerable]),
+            }
+        )
+    return out
+
+
+def evaluate_answers(
+    qa_path: Path,
+    settings: Settings,
+    n: int | None = None,
+    seed: int = 0,
+    embedder=None,
+    progress: Callable[[int, int, Scored], None] | None = None,
+) -> dict:
+    """Ingest the set into a temporary index and ask its questions; the summary plus every scored answer."""
+    from .engine import Engine
+    from .events import Done, Error, Hits
+
+    with tempfile.TemporaryDirectory(prefix="ai-chat-answers-") as tmp:
+        root = Path(tmp)
+        docs = root / "docs"
+        docs.mkdir()
+        questions = load_squad(qa_path, docs, impossible=True)
+        if n:
+            questions = random.Random(seed).sample(questions, min(n, len(questions)))
+        isolated = replace(
+            settings, index_dir=root / "index", cache_dir=root / "cache", data_dir=root / "data", semantic_cache=False
+        )
+        engine = Engine(isolated, embedder=embedder)
+        try:
+            report = engine.ingest([docs])
+            if report.errors:
+                raise RagError("; ".join(r.message for r in report.errors))
+            scored = []
+            for i, q in enumerate(questions):
+                passages: dict[int, str] = {}
+                done, error = None, ""
+                for event in engine.ask(q.text, wait_for_model=True):
+                    if isinstance(event, Hits):
+                        passages = {p.n: p.text for p in event.hits}
+                    elif isinstance(event, Done):
+                        done = event
+                    elif isinstance(event, Error):
+                        error = event.message
+                if done is None:
+                    result = Scored(q.text, q.impossible, "", False, error=error or "no answer")
+                else:
+                    result = score(q, done.answer, passages, done.first_token_ms, done.total_ms)
+                    result.support, result.gated = done.extra.get("support"), bool(done.extra.get("gated"))
+                    if done.retrieval_only and not result.gated:
+                        result.error = f"retrieval only: {done.reason}"
+                scored.append(result)
+                if progress:
+                    progress(i, len(questions), result)
+            model = engine.status().model
+        finally:
+            engine.close()
+    return {
+        "file": str(qa_path),
+        "model": (model.path if model else None) or ", ".join(b.name for b in engine.status().backends),
+        "k": settings.top_k,
+        "n": len(questions),
+        "seed": seed,
+        "summary": summary(scored),
+        "gate_sweep": sweep(scored),
+        "answers": [asdict(s) for s in scored],
+    }
+
+
+def table(result: dict) -> str:
+    s = result["summary"]
+
+    def pct(v):
+        return "–" if v is None else f"{v:.3f}"
+
+    return "\n".join(
+        [
+            f"{result['file']}: {s['questions']} questions ({s['answerable']} answerable, {s['impossible']} "
+            f"impossible), k={result['k']}, model {result['model']}",
+            "",
+            "| figure | value |",
+            "|---|---|",
+            f"| answer contains a gold answer (answerable) | {pct(s['contains_gold'])} |",
+            f"| exact match / token F1 of the best sentence | {pct(s['exact'])} / {pct(s['f1'])} |",
+            f"| a retrieved passage held the gold answer | {pct(s['retrieved_gold'])} |",
+            f"| answers citing a passage / citation precision | {pct(s['cite_rate'])} / "
+            f"{pct(s['citation_precision'])} |",
+            f"| citations naming no shown passage | {s['invalid_citations']} of {s['citations']} |",
+            f"| no-answer behaviour on impossible questions | {pct(s['no_answer'])} |",
+            f"| false abstention on answerable questions | {pct(s['false_abstention'])} |",
+            f"| first token p50 / total p50, p95 (ms) | {s['first_token_p50_ms']} / {s['total_p50_ms']}, "
+            f"{s['total_p95_ms']} |",
+            f"| errors (no generated answer) | {s['errors']} |",
+        ]
+    )

@@ -1,0 +1,55 @@
+"""Citations an answer may show, the grounding gate's measure, and the answer scorer."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer_eval import abstains, f1, normalize, score
+from rag.citations import CitationFilter, cited
+from rag.evaluate import Question
+from rag.grounding import NOTHING_FOUND, support
+
+
+def stream(pieces: list[str], known: set[int]) -> tuple[str, list[int]]:
+    f = CitationFilter(known)
+    return "".join(f.feed(p) for p in pieces) + f.finish(), f.dropped
+
+
+@pytest.mark.parametrize(
+    "pieces, shown, dropped",
+    [
+        (["Paris [1][7]."], "Paris [1].", [7]),
+        (["Paris [", "1", "] and [", "9", "]."], "Paris [1] and .", [9]),  # markers split across tokens
+        (["see [2, 9] and [3; 1]"], "see [2] and [3, 1]", [9]),
+        (["a list [x] stays", " [1"], "a list [x] stays [1", []),  # not a marker; an unclosed one at the end
+        (["no citations at all"], "no citations at all", []),
+        (["[12345] is a number"], "[12345] is a number", []),  # too long to be a citation
+    ],
+)
+def test_invented_citation_numbers_never_reach_the_screen(pieces, shown, dropped):
+    assert stream(pieces, {1, 2, 3}) == (shown, dropped)
+
+
+def test_cited_lists_numbers_in_order_of_first_use():
+    assert cited("a [2] b [1, 2] c [3]") == [2, 1, 3] and cited("none") == []
+
+
+def test_support_is_the_share_of_the_question_a_passage_covers():
+    passages = ["The K7 pump impeller bolt is tightened to 38 newton-metres.", "Vacation is 25 days."]
+    assert support("What is the torque of the K7 pump impeller bolt?", passages) >= 0.75
+    assert support("Who founded the Byzantine navy?", passages) == 0.0
+    assert support("what is it?", passages) == 1.0  # only stopwords: nothing to check
+
+
+def test_the_scorer_reads_gold_answers_citations_and_abstentions():
+    q = Question("In what country is Normandy located?", ["France"], "normans.md")
+    passages = {1: "Normandy is a region in France.", 2: "Rollo was a Viking."}
+    s = score(q, "Normandy is in France [1]. It was settled by Vikings [2][4].", passages, 120.0, 900.0)
+    assert s.contains_gold and s.cited == [1, 2, 4] and s.invalid_citations == [4] and s.cited_gold
+    assert s.f1 == pytest.approx(f1("Normandy is in France .", "France")) and not s.exact
+    assert score(q, "France.", passages, None, 1.0).exact
+    impossible = Question("Who named Normandy in 1200?", [], "normans.md", impossible=True)
+    assert score(impossible, NOTHING_FOUND, passages, None, 1.0).abstained
+    assert score(impossible, "The passages do not mention who named it.", passages, None, 1.0).abstained
+    assert not abstains("Rollo named it in 911 [2].")
+    assert normalize("The  Normans!") == "normans"
