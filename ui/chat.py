@@ -48,8 +48,8 @@ def _sources(sources: list[dict], cited: set[int]) -> None:
     for src in sorted(sources, key=lambda s: s["n"] not in cited):
         page = f" · page {src['page']}" if src.get("page") else ""
         found = src.get("found_by") or f"score {src['score']:.2f}"  # e.g. "dense 0.61 + BM25 8.20"
-        mark = "📌 cited · " if src["n"] in cited else "retrieved · "
-        with st.expander(f"[{src['n']}] {mark}{md_escape(src['source'])}{page} · {found}"):
+        mark = " · 📌 cited in the answer" if src["n"] in cited else ""
+        with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · {found}{mark}"):
             st.text(src["text"])  # plain text: never Markdown or HTML from a document
 
 
