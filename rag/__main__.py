@@ -97,6 +97,8 @@ def cmd_ask(args, engine=None) -> int:
         )
         return 0
     print()
+    if done.extra.get("withdrawn"):  # the text above was the model's draft
+        print(f"\n(withdrawn: {done.reason})\n\n{done.answer}")
     if hits:
         print("\nSources:")
         for p in hits:

@@ -29,17 +29,9 @@ from pathlib import Path
 from .config import Settings
 from .errors import RagError
 from .evaluate import Question, load_squad
+from .grounding import CITATION, abstains
 
-CITATION = re.compile(r"\[(\d+)\]")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-# how answers say "not in the documents": the grounding gate's own words, and what models write
-ABSTAIN = re.compile(
-    r"found nothing about this|(?:do|does|did) not (?:contain|mention|say|include|provide|answer)|"
-    r"(?:no|not any) (?:information|mention|details?)|not (?:mentioned|stated|provided|found|given)|"
-    r"cannot (?:find|answer|be answered|determine)|can't (?:find|answer)|unable to (?:find|answer)|"
-    r"don't (?:know|have)|do not know|no answer|isn't (?:mentioned|in)",
-    re.IGNORECASE,
-)
 
 
 def normalize(text: str) -> str:
@@ -56,10 +48,6 @@ def f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
-
-
-def abstains(answer: str) -> bool:
-    return bool(ABSTAIN.search(answer))
 
 
 @dataclass
@@ -79,6 +67,11 @@ class Scored:
     total_ms: float = 0.0
     support: float | None = None  # the grounding gate's measure for this question (grounding.py)
     gated: bool = False  # the gate answered "nothing found" instead of the model
+    answer_support: float | None = None  # the answer check's measure of the model's answer (grounding.py)
+    withdrawn: bool = False  # the answer check replaced the model's answer by "nothing found"
+    draft: Scored | None = None  # the model's own answer, scored, when it was withdrawn
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
     error: str = ""
 
 
@@ -134,9 +127,12 @@ def summary(scored: list[Scored]) -> dict:
     }
 
 
-def sweep(scored: list[Scored], thresholds=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> list[dict]:
-    """What a grounding gate at each threshold would give, from one run's answers and support values:
-    a question under the threshold gets the gate's "nothing found" instead of its answer."""
+THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
+    """What the grounding gate (GROUNDING_MIN) at each threshold would give, from one run's answers
+    and support values: a question under the threshold gets "nothing found" instead of its answer."""
     out = []
     for t in thresholds:
         answerable = [s for s in scored if not s.impossible and not s.error and s.support is not None]
@@ -147,6 +143,29 @@ def sweep(scored: list[Scored], thresholds=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0
                 "contains_gold": _rate([s.contains_gold and s.support >= t for s in answerable]),
                 "no_answer": _rate([s.abstained or s.support < t for s in impossible]),
                 "false_abstention": _rate([s.abstained or s.support < t for s in answerable]),
+            }
+        )
+    return out
+
+
+def check_sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
+    """What the answer check (ANSWER_CHECK_MIN) at each threshold would give, from the model's own
+    answers (a withdrawn one is scored as it was written): below the threshold, "nothing found"."""
+    own = [s.draft or s for s in scored if not s.error and not s.gated]
+
+    def withdrawn(s: Scored, t: float) -> bool:
+        return s.answer_support is not None and s.answer_support < t and not s.abstained
+
+    out = []
+    for t in thresholds:
+        answerable = [s for s in own if not s.impossible]
+        impossible = [s for s in own if s.impossible]
+        out.append(
+            {
+                "min": t,
+                "contains_gold": _rate([s.contains_gold and not withdrawn(s, t) for s in answerable]),
+                "no_answer": _rate([s.abstained or withdrawn(s, t) for s in impossible]),
+                "false_abstention": _rate([s.abstained or withdrawn(s, t) for s in answerable]),
             }
         )
     return out
@@ -195,6 +214,12 @@ def evaluate_answers(
                 else:
                     result = score(q, done.answer, passages, done.first_token_ms, done.total_ms)
                     result.support, result.gated = done.extra.get("support"), bool(done.extra.get("gated"))
+                    result.answer_support = done.extra.get("answer_support")
+                    if done.extra.get("withdrawn"):
+                        result.withdrawn = True
+                        result.draft = score(q, done.extra["draft"], passages, done.first_token_ms, done.total_ms)
+                        result.draft.answer_support = result.answer_support
+                    result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
                     if done.retrieval_only and not result.gated:
                         result.error = f"retrieval only: {done.reason}"
                 scored.append(result)
@@ -211,6 +236,7 @@ def evaluate_answers(
         "seed": seed,
         "summary": summary(scored),
         "gate_sweep": sweep(scored),
+        "check_sweep": check_sweep(scored),
         "answers": [asdict(s) for s in scored],
     }
 
@@ -239,5 +265,14 @@ def table(result: dict) -> str:
             f"| first token p50 / total p50, p95 (ms) | {s['first_token_p50_ms']} / {s['total_p50_ms']}, "
             f"{s['total_p95_ms']} |",
             f"| errors (no generated answer) | {s['errors']} |",
+            "",
+            "| threshold | GROUNDING_MIN: contains gold / no-answer / false abstention "
+            "| ANSWER_CHECK_MIN: contains gold / no-answer / false abstention |",
+            "|---|---|---|",
+            *(
+                f"| {g['min']:g} | {pct(g['contains_gold'])} / {pct(g['no_answer'])} / {pct(g['false_abstention'])} "
+                f"| {pct(c['contains_gold'])} / {pct(c['no_answer'])} / {pct(c['false_abstention'])} |"
+                for g, c in zip(result["gate_sweep"], result["check_sweep"])
+            ),
         ]
     )

@@ -109,6 +109,7 @@ class Engine:
             "top_k": s.top_k,
             "retrieval": s.retrieval_mode,
             "grounding": s.grounding_min,
+            "answer_check": s.answer_check,
         }
 
     def ask(

@@ -26,7 +26,7 @@ from .index import Hit, IndexStore, committed_version
 from .lazy import Lazy
 from .llm.base import Backend, ChatModel, GenerationStats
 from .llm.chain import Chain
-from .prompt import Passage
+from .prompt import Passage, cite_label
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,11 +113,8 @@ class Pipeline:
     def nothing_found(self, q: Question) -> Iterator:
         """The grounding gate's answer: no guess, the closest passages instead."""
         passages = retrieve.numbered(q.hits[:3])
-        answer = grounding.NOTHING_FOUND + (
-            " The closest passages:\n\n" + retrieve.quote_passages(passages) if passages else ""
-        )
         yield Hits(passages)
-        yield Token(answer)
+        yield Token(answer := nothing_found_answer(passages))
         yield Done(
             answer,
             reason=f"no passage covers the question (support {q.support:.2f} < GROUNDING_MIN "
@@ -240,12 +237,32 @@ class Pipeline:
         raw = "".join(raw_parts)
         answer = "".join(q.streamed).strip()
         complete = stats.finish_reason in ("stop", "length")
-        if complete and answer:
-            self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
+        check = grounding.answer_support(
+            answer, q.text, [p.text for p in built.citations], [cite_label(p) for p in built.citations]
+        )
+        extra = {
+            "dropped_passages": built.dropped_hits,
+            "dropped_turns": built.dropped_turns,
+            "failures": list(q.failures),
+            "invented_citations": shown.dropped,
+            "support": q.support,
+            "answer_support": check,
+        }
         reason = {
             "cancelled": "stopped by the user",
             "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s",
         }.get(stats.finish_reason, "")
+        if complete and check is not None and check < s.answer_check and not grounding.abstains(answer):
+            # most of the answer's own words occur in no passage: what an invented answer looks like
+            closest = built.citations[:3]
+            extra["withdrawn"], extra["draft"] = True, answer
+            answer = nothing_found_answer(closest)
+            reason = (
+                f"the model's answer was withdrawn: {check:.0%} of its own words occur in the passages "
+                f"(ANSWER_CHECK_MIN {s.answer_check:g})"
+            )
+        if complete and answer:
+            self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
         yield Done(
             answer,
             reason=reason,
@@ -259,15 +276,17 @@ class Pipeline:
             total_ms=q.elapsed_ms,
             backend=model.name,
             cited=cited(answer),
-            extra={
-                "dropped_passages": built.dropped_hits,
-                "dropped_turns": built.dropped_turns,
-                "failures": list(q.failures),
-                "invented_citations": shown.dropped,
-                "support": q.support,
-            },
-            turn=prompt.turn_record(built, q.text, raw) if complete else [],
+            extra=extra,
+            # a withdrawn draft is not the conversation: the next turn sees what the user was left with
+            turn=prompt.turn_record(built, q.text, answer if extra.get("withdrawn") else raw) if complete else [],
         )
+
+
+def nothing_found_answer(passages: list[Passage]) -> str:
+    """ "I found nothing about this in your documents", quoting the closest passages (with their numbers)."""
+    if not passages:
+        return grounding.NOTHING_FOUND
+    return grounding.NOTHING_FOUND + " The closest passages:\n\n" + retrieve.quote_passages(passages)
 
 
 def search_query(question: str, history: list[dict]) -> str:

@@ -68,6 +68,23 @@ def test_chat_round_trip_with_a_generated_model(tiny_model, monkeypatch):
     assert labels and labels[0].startswith("[1] user\\-guide\\.md")
 
 
+def test_a_withdrawn_answer_shows_nothing_found_and_keeps_the_draft(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    monkeypatch.setenv("ANSWER_CHECK_MIN", "0.9")  # the random model's words are in no passage
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder", "model")
+    at.chat_input[0].set_value("How do I add documents?").run()
+    assert not at.exception
+    assistant = at.chat_message[-1]
+    assert assistant.markdown[0].value.startswith("I found nothing about this in your documents.")
+    labels = [e.label for e in assistant.expander]
+    assert labels[0].startswith("The model's answer, withdrawn") and assistant.expander[0].text[0].value.strip()
+    assert "withdrawn" in assistant.caption[-1].value
+    at.chat_input[0].set_value("And how do I delete one?").run()  # the history is drawn again
+    first = at.chat_message[1]
+    assert first.markdown[0].value.startswith("I found nothing") and "withdrawn" in first.expander[0].label
+
+
 def test_retrieval_only_without_a_model():
     at = AppTest.from_file(APP, default_timeout=60).run()
     wait_ready(engine(), "embedder")

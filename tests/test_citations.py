@@ -7,7 +7,7 @@ import pytest
 from rag.answer_eval import abstains, f1, normalize, score
 from rag.citations import CitationFilter, cited
 from rag.evaluate import Question
-from rag.grounding import NOTHING_FOUND, support
+from rag.grounding import NOTHING_FOUND, answer_support, support
 
 
 def stream(pieces: list[str], known: set[int]) -> tuple[str, list[int]]:
@@ -39,6 +39,19 @@ def test_support_is_the_share_of_the_question_a_passage_covers():
     assert support("What is the torque of the K7 pump impeller bolt?", passages) >= 0.75
     assert support("Who founded the Byzantine navy?", passages) == 0.0
     assert support("what is it?", passages) == 1.0  # only stopwords: nothing to check
+
+
+def test_answer_support_is_the_share_of_the_answers_own_words_found_in_the_passages():
+    passages = ["The K7 pump impeller bolt is tightened to 38 newton-metres.", "Vacation is 25 days."]
+    question = "What torque is the K7 impeller bolt tightened to?"
+    assert answer_support("It is tightened to 38 newton-metres [1].", question, passages) == 1.0
+    # invented: "45", "foot", "pounds" and "1998" occur in no passage (the question's words do not count)
+    assert answer_support("The K7 bolt takes 45 foot pounds since 1998.", question, passages) < 0.3
+    assert answer_support("The K7 impeller bolt is tightened to.", question, passages) == 0.0  # an echo
+    assert answer_support("Yes.", "Is the bolt tightened?", passages) is None  # nothing to check
+    # a copied passage label is not an answer found in the passage
+    assert answer_support("The answer is: [1] pump-manual.md", question, passages, ["pump-manual.md"]) == 0.0
+    assert abstains("문서에서 찾을 수 없습니다.") and abstains("The passages do not say.")
 
 
 def test_the_scorer_reads_gold_answers_citations_and_abstentions():

@@ -7,6 +7,7 @@ import pytest
 
 from rag.engine import Engine
 from rag.events import Done, Error, Hits, Status, Token
+from rag.grounding import NOTHING_FOUND
 
 
 def run(engine, question, **kw):
@@ -161,3 +162,25 @@ def test_critical_memory_pressure_frees_caches_once(settings, caplog):
     engine.react_to_pressure("CRITICAL")
     assert not engine.cache.is_open
     assert sum("memory pressure CRITICAL" in r.message for r in caplog.records) == 1
+
+
+def test_an_answer_whose_words_are_in_no_passage_is_withdrawn(settings, embedder, tiny_model, corpus):
+    """The random-weight model writes words of its vocabulary, not of the passages: with the answer
+    check on, its draft gives way to "nothing found" and the closest passages, and that is what is
+    cached and carried into the next turn."""
+    checked = replace(settings, model_path=tiny_model, temperature=0.0, answer_check_min=0.6)
+    eng = Engine(checked, embedder=embedder)
+    try:
+        assert not eng.ingest([corpus[0]]).errors
+        events, done, hits = run(eng, "What is the backup passphrase for the archive?", wait_for_model=True)
+        draft = "".join(e.text for e in events if isinstance(e, Token)).strip()
+        assert draft and done.extra["draft"] == draft and done.extra["withdrawn"]
+        assert done.extra["answer_support"] < 0.6 and "withdrawn" in done.reason
+        assert done.answer.startswith(NOTHING_FOUND) and "[1] *" in done.answer and done.cited
+        assert done.turn[-1] == {"role": "assistant", "content": done.answer}
+        _, again, _ = run(eng, "What is the backup passphrase for the archive?", wait_for_model=True)
+        assert again.cache == "exact" and again.answer == done.answer
+    finally:
+        eng.close()
+    # off (the default for a model other than the bundled demo): the same draft is the answer
+    assert replace(settings, model_path=tiny_model).answer_check == 0.0

@@ -53,3 +53,17 @@ def test_unknown_architecture(tmp_path):
     path = write_unknown_architecture(tmp_path / "odd.gguf")
     with pytest.raises(ModelError, match="architecture 'frobnicator'"):
         read_meta(path)
+
+
+def test_sliding_window_layers_follow_the_architecture_pattern():
+    from rag.llm.gguf import _swa_layers
+
+    # gemma3: every 6th layer attends globally; gemma2: every other one
+    assert _swa_layers({"gemma3.attention.sliding_window": 512}, "gemma3", 12) == (
+        512,
+        (True,) * 5 + (False,) + (True,) * 5 + (False,),
+    )
+    assert _swa_layers({"gemma2.attention.sliding_window": 4096}, "gemma2", 4) == (4096, (True, False, True, False))
+    # no window, or a window on an architecture whose pattern is not known: planned as full attention
+    assert _swa_layers({}, "gemma3", 3) == (0, (False, False, False))
+    assert _swa_layers({"phi3.attention.sliding_window": 2047}, "phi3", 2) == (0, (False, False))

@@ -130,7 +130,8 @@ def test_template_injection_in_a_gguf_is_refused(tmp_path):
     path = write_model(tmp_path / "evil.gguf", PRESETS["tiny"], chat_template=evil)
     llm = load(path)
     assert "tried an unsafe operation, which the sandbox refused" in llm.template_fallback
-    assert "<|im_start|>user" in llm.tokenize_chat(MESSAGES)[2]  # ChatML instead
+    # the built-in template this vocabulary fits: it has no turn markers, so plain text
+    assert llm.tokenize_chat(MESSAGES)[2].endswith("\n\nAnswer:")
     assert not marker.exists()
 
 
@@ -146,13 +147,14 @@ def test_template_injection_in_a_gguf_is_refused(tmp_path):
         ("{% include 'system_prompt.j2' %}{% for m in messages %}{{ m['content'] }}{% endfor %}", "TemplateNotFound"),
     ],
 )
-def test_templates_that_fail_fall_back_to_chatml_with_the_reason(tmp_path, template, words):
+def test_templates_that_fail_fall_back_to_a_built_in_one_with_the_reason(tmp_path, template, words):
     path = write_model(tmp_path / "odd.gguf", PRESETS["tiny"], chat_template=template)
     llm = load(path)
-    assert words in llm.template_fallback and "ChatML" in llm.template_fallback
+    assert words in llm.template_fallback and "built-in plain text" in llm.template_fallback
     long_chat = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}] * 3 + MESSAGES
     assert llm.count_chat(long_chat) > 0
-    assert "<|im_start|>assistant\n" in llm.tokenize_chat(long_chat)[2]  # rendered as ChatML now
+    tokens, stops, text = llm.tokenize_chat(long_chat)
+    assert "one\n\nAnswer: two\n\n" in text and "\nQuestion:" in stops  # rendered by the fallback now
     assert_generates(llm, long_chat)
 
 
@@ -177,12 +179,16 @@ def test_a_template_that_fails_only_at_ask_time_falls_back_then(tmp_path):
     assert "unsafe operation" in llm.template_fallback
 
 
-def test_missing_template_falls_back_to_chatml(tmp_path):
+def test_missing_template_falls_back_to_plain_text_without_turn_markers(tmp_path):
+    """ChatML markers this vocabulary lacks would be plain text the model copies: a base model without
+    turn tokens gets a prompt ending in 'Answer:' (tests/test_gemma.py covers a vocabulary with them)."""
     path = write_model(tmp_path / "plain.gguf", PRESETS["tiny"], chat_template=None)
     assert read_meta(path).chat_template is None
     llm = load(path)
+    assert "no chat template" in llm.template_fallback and "plain text" in llm.template_fallback
     assert llm.count_chat(MESSAGES) > 0
-    assert llm.tokenize_chat(MESSAGES)[2].endswith("<|im_start|>assistant\n")
+    tokens, stops, text = llm.tokenize_chat(MESSAGES)
+    assert text.endswith("\n\nAnswer:") and "<|im_start|>" not in text and "\nQuestion:" in stops
     assert_generates(llm, MESSAGES)
 
 

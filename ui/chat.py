@@ -38,9 +38,17 @@ def _show(message: dict) -> None:
             st.markdown(md_escape(message["content"]))
             return
         st.markdown(safe_markdown(message["content"]))
+        if message.get("draft"):
+            _draft(message["draft"])
         _sources(message.get("sources", []), set(message.get("cited", [])))
         if message.get("meta"):
             st.caption(message["meta"])
+
+
+def _draft(text: str) -> None:
+    """The model's withdrawn answer (the answer check found its words in no passage), kept visible as such."""
+    with st.expander("The model's answer, withdrawn: its words are not in your documents"):
+        st.text(text)
 
 
 def _sources(sources: list[dict], cited: set[int]) -> None:
@@ -125,14 +133,19 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     stream = _Stream(status_box)
     events = engine.ask(question, history, wait_for_model=wait)
     record["stream"] = stream
+    box = st.empty()
     try:
-        st.write_stream(safe_stream(stream.tokens(events)))
+        with box.container():
+            st.write_stream(safe_stream(stream.tokens(events)))
     finally:
         events.close()  # on Stop (a rerun) this releases the model lock at once
     status_box.empty()
     stop_box.empty()
     if stream.error:
         st.error(stream.error)
+    if stream.done and stream.done.extra.get("withdrawn"):  # the streamed draft gives way to the answer
+        box.markdown(safe_markdown(stream.done.answer))
+        _draft(stream.done.extra["draft"])
     _sources(stream.sources, set(stream.done.cited) if stream.done else set())
     if stream.done:
         st.caption(meta_line(stream.done))
@@ -169,6 +182,8 @@ def _record(messages: list[dict], record: dict) -> None:
     if stream is None:
         return
     record["content"] = "".join(stream.parts).strip() or (stream.error or "")
+    if stream.done is not None and stream.done.extra.get("withdrawn"):
+        record["content"], record["draft"] = stream.done.answer, stream.done.extra["draft"]
     record["sources"] = stream.sources
     if stream.done is None and stream.error is None:
         record["content"] += "\n\n*(stopped)*"

@@ -18,6 +18,10 @@ from ..errors import ModelError
 
 _SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+SWA_PAD = 256  # llama.cpp pads KV cache sizes to this many cells
+# architectures whose layers alternate sliding-window and global attention: every n-th layer is global
+# (llama.cpp's set_swa_pattern(n) in llama-model.cpp)
+SWA_PATTERNS = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
 _KEEP_ARRAYS = {"tokenizer.ggml.tokens"}  # only its length is kept
 
 
@@ -39,16 +43,31 @@ class GGUFMeta:
     other_bytes: int
     chat_template: str | None = None
     input_embedding_bytes: int = 0  # token_embd: one row is read per token, not the whole table
+    sliding_window: int = 0  # n_swa: tokens a sliding-window layer attends to (0: no such layers)
+    swa_layers: tuple[bool, ...] = ()  # per layer: does it use the sliding window
     metadata: dict = field(default_factory=dict, repr=False)
 
     @property
     def weight_bytes(self) -> int:
         return sum(self.layer_bytes) + self.other_bytes
 
-    def kv_bytes(self, n_ctx: int, bytes_per_elem: float = 2.0, n_layers: int | None = None) -> int:
-        """KV cache = n_ctx x layers x n_head_kv x (key_length + value_length) x bytes per element."""
+    def swa_cells(self, n_ctx: int, n_ubatch: int) -> int:
+        """KV cells of a sliding-window layer as llama.cpp allocates them without the full-size SWA cache:
+        the window plus one micro-batch, padded to 256, at most n_ctx."""
+        return min(n_ctx, -(-(self.sliding_window + n_ubatch) // SWA_PAD) * SWA_PAD)
+
+    def kv_bytes(
+        self, n_ctx: int, bytes_per_elem: float = 2.0, n_layers: int | None = None, n_ubatch: int | None = None
+    ) -> int:
+        """KV cache = cells x n_head_kv x (key_length + value_length) x bytes per element, summed over the
+        last `n_layers` layers (all by default; llama.cpp offloads the last ones first). A layer has n_ctx
+        cells; a sliding-window one swa_cells() when `n_ubatch` is given (swa_full off), else n_ctx too."""
         layers = self.n_layer if n_layers is None else n_layers
-        return int(n_ctx * layers * self.n_head_kv * (self.key_length + self.value_length) * bytes_per_elem)
+        cells = layers * n_ctx
+        if n_ubatch is not None and self.sliding_window and layers > 0:
+            n_swa = sum(self.swa_layers[self.n_layer - layers :])
+            cells -= n_swa * (n_ctx - self.swa_cells(n_ctx, n_ubatch))
+        return int(cells * self.n_head_kv * (self.key_length + self.value_length) * bytes_per_elem)
 
 
 class _Cursor:
@@ -232,6 +251,7 @@ def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd) -> G
     if n_layer <= 0 or n_embd <= 0:
         raise ModelError(f"{path} lacks {arch}.block_count or {arch}.embedding_length: the file is corrupt")
     head_dim = n_embd // max(n_head, 1)
+    n_swa, swa = _swa_layers(meta, arch, n_layer)
     return GGUFMeta(
         path=path,
         file_size=size,
@@ -249,8 +269,24 @@ def _meta(path, size, meta, arch, n_layer, layer_bytes, other, kinds, embd) -> G
         other_bytes=other,
         chat_template=meta.get("tokenizer.chat_template"),
         input_embedding_bytes=embd,
+        sliding_window=n_swa,
+        swa_layers=swa,
         metadata=meta,
     )
+
+
+def _swa_layers(meta: dict, arch: str, n_layer: int) -> tuple[int, tuple[bool, ...]]:
+    """(n_swa, per-layer flags) for sliding-window attention. The GGUF gives the window; which layers use
+    it is the pattern llama.cpp hard-codes for the architecture (every n-th layer attends globally).
+    A window on an architecture not listed counts as full attention everywhere (no SWA layers): the
+    planned cache is then the full size, never an under-estimate."""
+    n_swa = meta.get(f"{arch}.attention.sliding_window")
+    if not isinstance(n_swa, int) or n_swa <= 0:
+        return 0, (False,) * n_layer
+    every = SWA_PATTERNS.get(arch)
+    if every is None:
+        return 0, (False,) * n_layer
+    return n_swa, tuple(il % every < every - 1 for il in range(n_layer))
 
 
 def _first_int(value, default: int) -> int:

@@ -31,6 +31,7 @@ from .base import BackendStatus, GenerationStats
 from .endpoints import BackendKind
 from .gguf import GGUFMeta, read_meta
 from .planner import Plan
+from .templates import Template, fallback
 from .ticket import TicketLock
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,6 @@ TEST_CHAT = [
     {"role": "assistant", "content": "pong"},
     {"role": "user", "content": "and again?"},
 ]
-FALLBACK_TEMPLATE = (  # ChatML, used when a GGUF carries no template
-    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 
 def _template_errors() -> tuple:
@@ -54,7 +51,7 @@ def _template_errors() -> tuple:
     return SecurityError, TemplateError, TypeError, ValueError, KeyError, IndexError
 
 
-def _template_problem(exc: Exception) -> str:
+def _template_problem(exc: Exception, instead: Template) -> str:
     from jinja2.exceptions import SecurityError
 
     what = (
@@ -64,7 +61,8 @@ def _template_problem(exc: Exception) -> str:
     )
     return (
         f"the model's chat template {what} ({type(exc).__name__}: {str(exc)[:160]}); answering with the "
-        "ChatML template instead: answers may be worse, use a GGUF from a trusted source or another model"
+        f"built-in {instead.name} template instead: answers may be worse, use a GGUF from a trusted source "
+        "or another model"
     )
 
 
@@ -73,6 +71,7 @@ class LocalLLM:
 
     def __init__(self, path: Path, plan: Plan, chat_template: str | None):
         llama_build.load_backends()
+        import llama_cpp
         from jinja2.exceptions import TemplateError
         from llama_cpp import Llama
 
@@ -92,13 +91,28 @@ class LocalLLM:
         self.n_ctx = self.llama.n_ctx()
         self.lock = TicketLock()
         self._last_sequence: tuple[str, list[int]] = ("", [])  # (rendered text, its token ids) in the KV cache
+        # sliding-window layers keep only the last tokens' KV (swa_full off, see planner): a prefix whose
+        # window was evicted cannot be reused
+        self.window = llama_cpp.llama_model_n_swa(self.llama._model.model) if "swa_full" in plan.choices else 0
         self.template_fallback = ""  # why the GGUF's own chat template is not used ("" = it is)
-        self._formatter = self._make_formatter(chat_template or FALLBACK_TEMPLATE)
+        self.fallback = fallback(self._is_control_token)
+        self.stops: tuple[str, ...] = ()  # stop strings the template adds to the model's end-of-turn tokens
+        if chat_template is None:
+            self.template_fallback = (
+                f"the GGUF carries no chat template (a base model?): answering with the built-in "
+                f"{self.fallback.name} template its vocabulary fits"
+            )
+        self._formatter = self._make_formatter(chat_template)
 
-    def _make_formatter(self, template: str):
+    def _is_control_token(self, marker: str) -> bool:
+        ids = self.llama.tokenize(marker.encode(), add_bos=False, special=True)
+        return len(ids) == 1
+
+    def _make_formatter(self, template: str | None):
         """The GGUF's template, test-rendered with a multi-turn chat. One the sandbox stops (it reached for
         Python internals) or that cannot be rendered (a missing include, a bad filter) is replaced by
-        ChatML, with the reason kept in `template_fallback` (status, panel) and logged."""
+        the built-in template the vocabulary fits (templates.py), with the reason kept in
+        `template_fallback` (status, panel) and logged. None: the GGUF has no template, use that one."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         def text(token: int) -> str:
@@ -111,12 +125,16 @@ class LocalLLM:
             formatter(messages=TEST_CHAT)  # type: ignore[arg-type]  # fail now, not mid-chat
             return formatter
 
+        if template is None:
+            self.stops = self.fallback.stops
+            return build(self.fallback.source)
         try:
             return build(template)
         except _template_errors() as exc:
-            self.template_fallback = _template_problem(exc)
+            self.template_fallback = _template_problem(exc, self.fallback)
             log.warning("%s: %s", self.path.name, self.template_fallback)
-            return build(FALLBACK_TEMPLATE)
+            self.stops = self.fallback.stops
+            return build(self.fallback.source)
 
     def _render(self, messages: list[dict]):
         """The chat rendered with the model's template; a template that fails on this chat (the sandbox
@@ -126,9 +144,9 @@ class LocalLLM:
         except _template_errors() as exc:
             if self.template_fallback:
                 raise ModelError(f"the chat could not be rendered ({exc}); clear the chat and ask again") from exc
-            self.template_fallback = _template_problem(exc)
+            self.template_fallback = _template_problem(exc, self.fallback)
             log.warning("%s: %s", self.path.name, self.template_fallback)
-            self._formatter = self._make_formatter(FALLBACK_TEMPLATE)
+            self._formatter = self._make_formatter(None)
             self._last_sequence = ("", [])
             return self._formatter(messages=messages)
 
@@ -148,7 +166,7 @@ class LocalLLM:
             )
         else:
             tokens = self.llama.tokenize(text.encode("utf-8"), add_bos=not rendered.added_special, special=True)
-        return tokens, [s for s in stop if s], text
+        return tokens, [s for s in (*stop, *self.stops) if s], text
 
     def count_chat(self, messages: list[dict]) -> int:
         return len(self.tokenize_chat(messages)[0])
@@ -165,7 +183,19 @@ class LocalLLM:
             if a != b:
                 break
             n += 1
-        return min(n, len(tokens) - 1)  # llama.cpp re-evaluates at least the last token
+        n = min(n, len(tokens) - 1)  # llama.cpp re-evaluates at least the last token
+        if n and self.window and not self._window_kept(n):
+            self.llama.reset()  # evaluate the whole prompt again (the KV is overwritten from position 0)
+            return 0
+        return n
+
+    def _window_kept(self, n: int) -> bool:
+        """Whether the KV of the `window` tokens before position `n` is still cached, so generation can go
+        on from `n`. A sliding-window cache drops older positions; llama.cpp's server makes the same check."""
+        import llama_cpp
+
+        oldest = llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self.llama._ctx.ctx), 0)
+        return oldest <= max(0, n - self.window)
 
     def is_end(self, token: int) -> bool:
         """End-of-generation tokens (EOS, <|im_end|>, <|eot_id|> ...) as the model's vocabulary defines them."""
@@ -222,12 +252,14 @@ class LocalLLM:
                 if deadline is not None and time.monotonic() > deadline:
                     stats.finish_reason = "timeout"
                     break
-            pending += decoder.decode(b"", final=True)
+            # a character cut off by MAX_TOKENS (its first bytes generated, the rest not) is dropped,
+            # not shown as U+FFFD
+            torn = bool(decoder.getstate()[0])
             if pending and stats.finish_reason in ("stop", "length"):
                 answer += pending
                 yield pending
             # remember text -> ids only when the answer text is exactly the generated tokens' text
-            whole = cut < 0 if stats.finish_reason == "stop" else stats.finish_reason == "length"
+            whole = cut < 0 if stats.finish_reason == "stop" else stats.finish_reason == "length" and not torn
             self._last_sequence = (prompt_text + answer, tokens + generated) if whole else ("", [])
         finally:
             generator.close()

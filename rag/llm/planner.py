@@ -118,8 +118,9 @@ class Plan:
             "type_v",
             "flash_attn",
             "use_mmap",
+            "swa_full",
         )
-        return {n: self[n] for n in names}
+        return {n: self[n] for n in names if n in self.choices}
 
     def summary(self) -> dict:
         return {
@@ -177,7 +178,7 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
         n_ctx, ctx_reason = _fit_ram(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnings)
     n_batch = min(n_batch, n_ctx)
     n_ubatch = min(n_ubatch, n_batch)
-    kv = meta.kv_bytes(n_ctx, bpe)
+    kv = meta.kv_bytes(n_ctx, bpe, n_ubatch=n_ubatch)
     compute = compute_estimate(meta, n_ctx, n_ubatch, flash)
     weights_gpu = _gpu_weights(meta, layers)
     threads = settings.n_threads or reading.physical_cores
@@ -225,6 +226,14 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
         ),
         "n_threads_batch": Choice(threads, "prompt processing uses the same cores", 0),
     }
+    if any(meta.swa_layers):
+        cells = meta.swa_cells(n_ctx, n_ubatch)
+        choices["swa_full"] = Choice(
+            False,
+            f"{sum(meta.swa_layers)} of {meta.n_layer} layers attend to the last {meta.sliding_window} tokens: "
+            f"they keep {cells} KV cells, not {n_ctx}",
+            meta.kv_bytes(n_ctx, bpe) - kv,
+        )
     return Plan(choices, warnings, weights_gpu, meta.weight_bytes - weights_gpu, kv, compute)
 
 
@@ -240,7 +249,11 @@ def _fit_ram(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnin
     budget = reading.ram_available
 
     def need(ctx: int) -> int:  # mmapped weights end up resident once they are read
-        return meta.weight_bytes + meta.kv_bytes(ctx, bpe) + compute_estimate(meta, ctx, n_ubatch, False)
+        return (
+            meta.weight_bytes
+            + meta.kv_bytes(ctx, bpe, n_ubatch=n_ubatch)
+            + compute_estimate(meta, ctx, n_ubatch, False)
+        )
 
     if settings.n_ctx:
         if need(settings.n_ctx) > budget:
@@ -274,7 +287,7 @@ def _fit_gpu(meta, settings, reading, target_ctx, min_ctx, bpe, n_ubatch, warnin
         kv_layers = min(layers, meta.n_layer)
         return (
             _gpu_weights(meta, layers)
-            + meta.kv_bytes(ctx, bpe, kv_layers)
+            + meta.kv_bytes(ctx, bpe, kv_layers, n_ubatch)
             + compute_estimate(meta, ctx, n_ubatch, True)
         )
 
