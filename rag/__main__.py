@@ -87,6 +87,8 @@ def cmd_ask(args, engine=None) -> int:
                             "found_by": p.found_by,
                             "text": p.text,
                             "cited": p.n in done.cited,  # the answer cites it (else only retrieved)
+                            # cited by the engine: the model cited nothing, its words are from this one
+                            "attributed": p.n == done.extra.get("attributed"),
                         }
                         for p in hits
                     ],
@@ -97,12 +99,13 @@ def cmd_ask(args, engine=None) -> int:
         )
         return 0
     print()
-    if done.extra.get("withdrawn"):  # the text above was the model's draft
-        print(f"\n(withdrawn: {done.reason})\n\n{done.answer}")
+    if done.extra.get("draft"):  # the text above was the model's draft; the answer check changed it
+        print(f"\n({done.reason})\n\n{done.answer}")
     if hits:
         print("\nSources:")
         for p in hits:
-            print("  " + _source_line(p) + (" · cited" if p.n in done.cited else ""))
+            mark = " · the answer's words are from here" if p.n == done.extra.get("attributed") else " · cited"
+            print("  " + _source_line(p) + (mark if p.n in done.cited else ""))
     kind = "retrieval only" if done.retrieval_only else f"cache hit ({done.cache})" if done.cache else "cache miss"
     kind += f" · by {done.backend}" if done.backend else ""
     print(

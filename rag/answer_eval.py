@@ -63,13 +63,16 @@ class Scored:
     cited: list[int] = field(default_factory=list)
     invalid_citations: list[int] = field(default_factory=list)  # numbers of no passage that was shown
     cited_gold: bool = False  # a cited passage holds the gold answer
+    attributed: int | None = None  # the model cited nothing; the engine named the passage its words are from
+    source_gold: bool = False  # a cited or attributed passage holds the gold answer
     first_token_ms: float | None = None
     total_ms: float = 0.0
     support: float | None = None  # the grounding gate's measure for this question (grounding.py)
     gated: bool = False  # the gate answered "nothing found" instead of the model
     answer_support: float | None = None  # the answer check's measure of the model's answer (grounding.py)
     withdrawn: bool = False  # the answer check replaced the model's answer by "nothing found"
-    draft: Scored | None = None  # the model's own answer, scored, when it was withdrawn
+    draft: Scored | None = None  # the model's own answer, scored, when the answer check changed it
+    check: dict[str, list[bool]] = field(default_factory=dict)  # threshold -> [contains gold, abstained]
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str = ""
@@ -101,8 +104,11 @@ def _rate(values: list[bool]) -> float | None:
 def summary(scored: list[Scored]) -> dict:
     answerable = [s for s in scored if not s.impossible and not s.error]
     impossible = [s for s in scored if s.impossible and not s.error]
-    with_citations = [s for s in answerable if s.cited]
-    cited_numbers = [n for s in scored for n in s.cited]
+    # what the model itself cited: a withdrawn answer's draft (the "nothing found" reply quotes passages)
+    own = [s.draft or s for s in answerable]
+    with_citations = [s for s in own if s.cited]
+    answered = [s for s in answerable if not s.abstained]  # not withdrawn, gated or declined
+    cited_numbers = [n for s in scored for n in (s.draft or s).cited]
     first = sorted(s.first_token_ms for s in scored if s.first_token_ms is not None)
     total = sorted(s.total_ms for s in scored if not s.error)
     return {
@@ -116,10 +122,14 @@ def summary(scored: list[Scored]) -> dict:
         "retrieved_gold": _rate([s.retrieved_gold for s in answerable]),
         "false_abstention": _rate([s.abstained for s in answerable]),
         "no_answer": _rate([s.abstained for s in impossible]),  # the right behaviour on impossible questions
-        "cite_rate": _rate([bool(s.cited) for s in answerable]),
+        "cite_rate": _rate([bool(s.cited) for s in own]),
         # of the answerable answers that cite: a cited passage holds the gold answer
         "citation_precision": _rate([s.cited_gold for s in with_citations]),
-        "invalid_citations": sum(len(s.invalid_citations) for s in scored),
+        # the answers the UI shows a source for (cited by the model, or attributed by the engine), and
+        # of those the share whose source holds the gold answer; withdrawn answers are not counted
+        "source_rate": _rate([bool(s.cited or s.attributed is not None) for s in answered]),
+        "source_precision": _rate([s.source_gold for s in answered if s.cited or s.attributed is not None]),
+        "invalid_citations": sum(len((s.draft or s).invalid_citations) for s in scored),
         "citations": len(cited_numbers),
         "first_token_p50_ms": round(statistics.median(first), 1) if first else None,
         "total_p50_ms": round(statistics.median(total), 1) if total else None,
@@ -150,25 +160,30 @@ def sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
 
 def check_sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
     """What the answer check (ANSWER_CHECK_MIN) at each threshold would give, from the model's own
-    answers (a withdrawn one is scored as it was written): below the threshold, "nothing found"."""
-    own = [s.draft or s for s in scored if not s.error and not s.gated]
+    answers and their sentences' support (`Scored.check`): kept sentences, or "nothing found"."""
+    done = [s for s in scored if not s.error and s.check]
+    answerable = [s for s in done if not s.impossible]
+    impossible = [s for s in done if s.impossible]
+    return [
+        {
+            "min": t,
+            "contains_gold": _rate([s.check[str(t)][0] for s in answerable]),
+            "no_answer": _rate([s.check[str(t)][1] for s in impossible]),
+            "false_abstention": _rate([s.check[str(t)][1] for s in answerable]),
+        }
+        for t in thresholds
+    ]
 
-    def withdrawn(s: Scored, t: float) -> bool:
-        return s.answer_support is not None and s.answer_support < t and not s.abstained
 
-    out = []
-    for t in thresholds:
-        answerable = [s for s in own if not s.impossible]
-        impossible = [s for s in own if s.impossible]
-        out.append(
-            {
-                "min": t,
-                "contains_gold": _rate([s.contains_gold and not withdrawn(s, t) for s in answerable]),
-                "no_answer": _rate([s.abstained or withdrawn(s, t) for s in impossible]),
-                "false_abstention": _rate([s.abstained or withdrawn(s, t) for s in answerable]),
-            }
-        )
-    return out
+def checked_at(q: Question, own: str, sentences: list, passages: dict[int, str], t: float) -> list[bool]:
+    """[contains gold, abstained] of the model's answer `own` after the answer check at threshold `t`."""
+    if abstains(own):
+        return [False, True]
+    kept = " ".join(text for text, share in sentences if share is None or share >= t)
+    if not kept.strip():
+        return [False, True]  # withdrawn: "nothing found"
+    s = score(q, kept, passages, None, 0.0)
+    return [s.contains_gold, s.abstained]
 
 
 def evaluate_answers(
@@ -215,10 +230,18 @@ def evaluate_answers(
                     result = score(q, done.answer, passages, done.first_token_ms, done.total_ms)
                     result.support, result.gated = done.extra.get("support"), bool(done.extra.get("gated"))
                     result.answer_support = done.extra.get("answer_support")
-                    if done.extra.get("withdrawn"):
-                        result.withdrawn = True
-                        result.draft = score(q, done.extra["draft"], passages, done.first_token_ms, done.total_ms)
-                        result.draft.answer_support = result.answer_support
+                    result.attributed = done.extra.get("attributed")
+                    if not q.impossible and result.attributed is not None:
+                        gold = [normalize(a) for a in q.answers]
+                        result.source_gold = any(g in normalize(passages.get(result.attributed, "")) for g in gold)
+                    result.source_gold = result.source_gold or result.cited_gold
+                    own = done.extra.get("draft", done.answer)
+                    if "draft" in done.extra:
+                        result.withdrawn = bool(done.extra.get("withdrawn"))
+                        result.draft = score(q, own, passages, done.first_token_ms, done.total_ms)
+                    if "sentence_support" in done.extra:
+                        sentences = done.extra["sentence_support"]
+                        result.check = {str(t): checked_at(q, own, sentences, passages, t) for t in THRESHOLDS}
                     result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
                     if done.retrieval_only and not result.gated:
                         result.error = f"retrieval only: {done.reason}"
@@ -260,6 +283,8 @@ def table(result: dict) -> str:
             f"| answers citing a passage / citation precision | {pct(s['cite_rate'])} / "
             f"{pct(s['citation_precision'])} |",
             f"| citations naming no shown passage | {s['invalid_citations']} of {s['citations']} |",
+            f"| answers shown with a source (cited or attributed) / its precision | {pct(s['source_rate'])} / "
+            f"{pct(s['source_precision'])} |",
             f"| no-answer behaviour on impossible questions | {pct(s['no_answer'])} |",
             f"| false abstention on answerable questions | {pct(s['false_abstention'])} |",
             f"| first token p50 / total p50, p95 (ms) | {s['first_token_p50_ms']} / {s['total_p50_ms']}, "

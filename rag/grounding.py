@@ -7,11 +7,12 @@ Two checks, both measured with `python -m rag eval --answers` (docs/answers.md h
   Below GROUNDING_MIN the engine answers "I found nothing about this in your documents" with the
   closest passages instead of generating (off by default: SQuAD v2's unanswerable questions reuse
   their paragraph's words, so this barely separates them);
-- after generating, `answer_support(answer, question, passages)`: the share of the answer's own
-  content tokens (those not already in the question) that occur in a shown passage. Below
-  ANSWER_CHECK_MIN the answer is withdrawn for the same "nothing found" reply (the draft stays
-  visible to the user as such). Small models invent names, dates and numbers; an answer whose words
-  appear in no passage is what that looks like.
+- after generating, `answer_support(sentence, question, passages)` for each sentence of the answer:
+  the share of its own content tokens (those not already in the question) that occur in a shown
+  passage. `check` keeps the sentences at or above ANSWER_CHECK_MIN; if none is left the answer is
+  withdrawn for the same "nothing found" reply (the model's draft stays visible as such). Small
+  models invent names, dates and numbers, or go on after a right first sentence about something
+  else; a sentence whose words appear in no passage is what that looks like.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from . import lexical
 
@@ -58,6 +60,50 @@ def support(question: str, passages: Sequence[str], top: int = 3) -> float:
 def abstains(answer: str) -> bool:
     """Whether the answer says the documents do not hold it. Example: 'The passages do not say.' -> True."""
     return bool(ABSTAIN.search(answer))
+
+
+ATTRIBUTE_MIN = 0.5  # a passage holding at least half of an uncited answer's own words is named as its source
+
+
+def attribute(answer: str, question: str, passages: Sequence[tuple[int, str, str]]) -> int | None:
+    """For an answer that cites nothing: the number of the passage (n, text, label) holding most of its
+    own words, if that is at least ATTRIBUTE_MIN of them; the earlier passage wins a tie. On SQuAD v2 with
+    SmolLM2 this named a passage holding the gold answer for 34 of the 40 right answers."""
+    labels = [label for _, _, label in passages]
+    best, best_share = None, ATTRIBUTE_MIN
+    for n, text, _ in passages:
+        share = answer_support(answer, question, [text], labels)
+        if share is not None and (share > best_share or (best is None and share == best_share)):
+            best, best_share = n, share
+    return best
+
+
+SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+
+
+@dataclass
+class Checked:
+    text: str  # the sentences kept, as written ("" = none: the answer is withdrawn)
+    dropped: int  # sentences removed
+    sentences: list[tuple[str, float | None]]  # every sentence with its support
+
+
+def sentences(answer: str) -> list[str]:
+    """The answer cut after ., !, ? (and their CJK forms) and at line breaks, each piece with the
+    separator that followed it, so that joining them gives the answer back."""
+    pieces, start = [], 0
+    for m in SENTENCE.finditer(answer):
+        pieces.append(answer[start : m.end()])
+        start = m.end()
+    return [p for p in pieces + [answer[start:]] if p.strip()]
+
+
+def check(answer: str, question: str, passages: Sequence[str], labels: Sequence[str], minimum: float) -> Checked:
+    """The answer with its unsupported sentences removed (see the module docstring). A sentence that
+    adds nothing to check (None: a bare yes/no) is kept."""
+    scored = [(s, answer_support(s, question, passages, labels)) for s in sentences(answer)]
+    kept = [s for s, share in scored if share is None or share >= minimum]
+    return Checked("".join(kept).strip(), len(scored) - len(kept), [(s.strip(), share) for s, share in scored])
 
 
 def answer_support(answer: str, question: str, passages: Sequence[str], labels: Sequence[str] = ()) -> float | None:

@@ -155,11 +155,19 @@ class Pipeline:
 
     def cached(self, q: Question, hit) -> Iterator:
         self.cache.count(hit.kind)
-        yield Hits([Passage(**p) for p in hit.hits])
+        passages = [Passage(**p) for p in hit.hits]
+        yield Hits(passages)
         yield Token(hit.answer)
         turn = [{"role": "user", "content": q.text, "passages": hit.hits}, {"role": "assistant", "content": hit.answer}]
+        sources, attributed = sources_of(hit.answer, q.text, passages)
         yield Done(
-            hit.answer, cache=hit.kind, total_ms=q.elapsed_ms, turn=turn, backend=hit.backend, cited=cited(hit.answer)
+            hit.answer,
+            cache=hit.kind,
+            total_ms=q.elapsed_ms,
+            turn=turn,
+            backend=hit.backend,
+            cited=sources,
+            extra={} if attributed is None else {"attributed": attributed},
         )
 
     def failover(self, q: Question) -> Iterator:
@@ -226,7 +234,9 @@ class Pipeline:
                 yield Status("queued", position=position)
             yield Status("generating", model.name)
             deadline = time.monotonic() + s.gen_timeout_s
-            for piece in model.stream(built.messages, max_tokens, s.temperature, stats, q.cancel, deadline):
+            for piece in model.stream(
+                built.messages, max_tokens, s.temperature, stats, q.cancel, deadline, prompt.STOP
+            ):
                 raw_parts.append(piece)
                 if text := shown.feed(piece):
                     q.streamed.append(text)
@@ -237,30 +247,35 @@ class Pipeline:
         raw = "".join(raw_parts)
         answer = "".join(q.streamed).strip()
         complete = stats.finish_reason in ("stop", "length")
-        check = grounding.answer_support(
-            answer, q.text, [p.text for p in built.citations], [cite_label(p) for p in built.citations]
-        )
+        texts, labels = [p.text for p in built.citations], [cite_label(p) for p in built.citations]
+        # every sentence is scored, also with the check off: `rag eval --answers` sweeps the threshold
+        checked = grounding.check(answer, q.text, texts, labels, s.answer_check)
         extra = {
             "dropped_passages": built.dropped_hits,
             "dropped_turns": built.dropped_turns,
             "failures": list(q.failures),
             "invented_citations": shown.dropped,
             "support": q.support,
-            "answer_support": check,
+            "answer_support": grounding.answer_support(answer, q.text, texts, labels),
+            "sentence_support": checked.sentences,
         }
         reason = {
             "cancelled": "stopped by the user",
             "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s",
         }.get(stats.finish_reason, "")
-        if complete and check is not None and check < s.answer_check and not grounding.abstains(answer):
-            # most of the answer's own words occur in no passage: what an invented answer looks like
-            closest = built.citations[:3]
-            extra["withdrawn"], extra["draft"] = True, answer
-            answer = nothing_found_answer(closest)
+        # sentences whose own words occur in no passage: what invented text looks like
+        if complete and s.answer_check > 0 and checked.dropped and not grounding.abstains(answer):
+            extra["draft"], extra["dropped_sentences"] = answer, checked.dropped
+            extra["withdrawn"] = not checked.text
+            answer = checked.text or nothing_found_answer(built.citations[:3])
             reason = (
-                f"the model's answer was withdrawn: {check:.0%} of its own words occur in the passages "
-                f"(ANSWER_CHECK_MIN {s.answer_check:g})"
-            )
+                "the model's answer was withdrawn: none of its sentences is found in the passages"
+                if not checked.text
+                else f"{checked.dropped} of the model's sentences not found in the passages were removed"
+            ) + f" (ANSWER_CHECK_MIN {s.answer_check:g})"
+        sources, attributed = sources_of(answer, q.text, built.citations) if complete else (cited(answer), None)
+        if attributed is not None:
+            extra["attributed"] = attributed
         if complete and answer:
             self.cache.store(q.text, q.scope, answer, [asdict(p) for p in built.citations], q.vector, model.name)
         yield Done(
@@ -275,11 +290,20 @@ class Pipeline:
             completion_tokens=stats.completion_tokens,
             total_ms=q.elapsed_ms,
             backend=model.name,
-            cited=cited(answer),
+            cited=sources,
             extra=extra,
-            # a withdrawn draft is not the conversation: the next turn sees what the user was left with
-            turn=prompt.turn_record(built, q.text, answer if extra.get("withdrawn") else raw) if complete else [],
+            # a checked draft is not the conversation: the next turn sees what the user was left with
+            turn=prompt.turn_record(built, q.text, answer if "draft" in extra else raw) if complete else [],
         )
+
+
+def sources_of(answer: str, question: str, passages: list[Passage]) -> tuple[list[int], int | None]:
+    """(passage numbers the answer cites, the one attributed to it): an answer that cites nothing and
+    does not abstain gets the passage its own words come from (grounding.attribute), if any."""
+    if (numbers := cited(answer)) or grounding.abstains(answer):
+        return numbers, None
+    n = grounding.attribute(answer, question, [(p.n, p.text, cite_label(p)) for p in passages])
+    return ([n], n) if n is not None else ([], None)
 
 
 def nothing_found_answer(passages: list[Passage]) -> str:

@@ -7,7 +7,7 @@ import pytest
 from rag.answer_eval import abstains, f1, normalize, score
 from rag.citations import CitationFilter, cited
 from rag.evaluate import Question
-from rag.grounding import NOTHING_FOUND, answer_support, support
+from rag.grounding import NOTHING_FOUND, answer_support, attribute, support
 
 
 def stream(pieces: list[str], known: set[int]) -> tuple[str, list[int]]:
@@ -52,6 +52,17 @@ def test_answer_support_is_the_share_of_the_answers_own_words_found_in_the_passa
     # a copied passage label is not an answer found in the passage
     assert answer_support("The answer is: [1] pump-manual.md", question, passages, ["pump-manual.md"]) == 0.0
     assert abstains("문서에서 찾을 수 없습니다.") and abstains("The passages do not say.")
+
+
+def test_an_uncited_answer_is_attributed_to_the_passage_its_words_are_from():
+    passages = [
+        (1, "Vacation is 27 days per year.", "leave.md"),
+        (2, "The K7 pump impeller bolt is tightened to 38 newton-metres.", "pump.md"),
+    ]
+    question = "What torque is the K7 impeller bolt tightened to?"
+    assert attribute("It is tightened to 38 newton-metres.", question, passages) == 2
+    assert attribute("It is 45 foot pounds.", question, passages) is None  # from no passage: no source
+    assert attribute("The answer is: pump.md", question, passages) is None  # a label is not a source
 
 
 def test_the_scorer_reads_gold_answers_citations_and_abstentions():

@@ -198,3 +198,14 @@ def assert_generates(llm, messages):
     "".join(llm.stream(messages, 4, 0.0, stats))
     assert stats.prompt_tokens > len(messages) and stats.finish_reason in ("stop", "length")
     assert stats.completion_tokens == 4 or stats.finish_reason == "stop"
+
+
+def test_a_caller_stop_string_ends_the_answer_before_it(llm):
+    with llm.queue():
+        whole = "".join(llm.stream(MESSAGES, 24, 0.0, GenerationStats()))
+    assert len(whole) > 12, whole
+    marker = whole[6:10]  # text the greedy model writes: stopping on it must cut there
+    stats = GenerationStats()
+    with llm.queue():
+        cut = "".join(llm.stream(MESSAGES, 24, 0.0, stats, stop=[marker]))
+    assert cut == whole[: whole.find(marker)] and stats.finish_reason == "stop"

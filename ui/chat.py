@@ -39,24 +39,38 @@ def _show(message: dict) -> None:
             return
         st.markdown(safe_markdown(message["content"]))
         if message.get("draft"):
-            _draft(message["draft"])
-        _sources(message.get("sources", []), set(message.get("cited", [])))
+            _draft(message["draft"], message.get("draft_label", ""))
+        _sources(message.get("sources", []), set(message.get("cited", [])), message.get("attributed"))
         if message.get("meta"):
             st.caption(message["meta"])
 
 
-def _draft(text: str) -> None:
-    """The model's withdrawn answer (the answer check found its words in no passage), kept visible as such."""
-    with st.expander("The model's answer, withdrawn: its words are not in your documents"):
+def draft_label(done: Done) -> str:
+    if done.extra.get("withdrawn"):
+        return "The model's answer, withdrawn: its words are not in your documents"
+    n = done.extra.get("dropped_sentences", 0)
+    return f"The model's full answer: {n} sentence{'s' if n != 1 else ''} not found in your documents removed"
+
+
+def _draft(text: str, label: str) -> None:
+    """The model's answer before the answer check removed what no passage supports, kept visible as such."""
+    with st.expander(label):
         st.text(text)
 
 
-def _sources(sources: list[dict], cited: set[int]) -> None:
-    """The passages the answer cites first, marked; then the ones merely retrieved."""
+def _sources(sources: list[dict], cited: set[int], attributed: int | None = None) -> None:
+    """The passages the answer cites first, marked; then the ones merely retrieved. `attributed`: the
+    model cited nothing and this passage holds most of its answer's words (the engine named it)."""
     for src in sorted(sources, key=lambda s: s["n"] not in cited):
         page = f" · page {src['page']}" if src.get("page") else ""
         found = src.get("found_by") or f"score {src['score']:.2f}"  # e.g. "dense 0.61 + BM25 8.20"
-        mark = " · 📌 cited in the answer" if src["n"] in cited else ""
+        mark = (
+            " · 📌 the answer's words are from here"
+            if src["n"] == attributed
+            else " · 📌 cited in the answer"
+            if src["n"] in cited
+            else ""
+        )
         with st.expander(f"[{src['n']}] {md_escape(src['source'])}{page} · {found}{mark}"):
             st.text(src["text"])  # plain text: never Markdown or HTML from a document
 
@@ -143,10 +157,11 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     stop_box.empty()
     if stream.error:
         st.error(stream.error)
-    if stream.done and stream.done.extra.get("withdrawn"):  # the streamed draft gives way to the answer
+    if stream.done and stream.done.extra.get("draft"):  # the streamed draft gives way to the checked answer
         box.markdown(safe_markdown(stream.done.answer))
-        _draft(stream.done.extra["draft"])
-    _sources(stream.sources, set(stream.done.cited) if stream.done else set())
+        _draft(stream.done.extra["draft"], draft_label(stream.done))
+    done = stream.done
+    _sources(stream.sources, set(done.cited) if done else set(), done.extra.get("attributed") if done else None)
     if stream.done:
         st.caption(meta_line(stream.done))
     return stream
@@ -182,8 +197,9 @@ def _record(messages: list[dict], record: dict) -> None:
     if stream is None:
         return
     record["content"] = "".join(stream.parts).strip() or (stream.error or "")
-    if stream.done is not None and stream.done.extra.get("withdrawn"):
+    if stream.done is not None and stream.done.extra.get("draft"):
         record["content"], record["draft"] = stream.done.answer, stream.done.extra["draft"]
+        record["draft_label"] = draft_label(stream.done)
     record["sources"] = stream.sources
     if stream.done is None and stream.error is None:
         record["content"] += "\n\n*(stopped)*"
@@ -191,6 +207,7 @@ def _record(messages: list[dict], record: dict) -> None:
         record["meta"] = meta_line(stream.done)
         record["turn"] = stream.done.turn
         record["cited"] = stream.done.cited
+        record["attributed"] = stream.done.extra.get("attributed")
     messages.append(record)
 
 

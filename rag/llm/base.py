@@ -10,7 +10,7 @@ token counting for the prompt budget, a place in its queue, and the streamed tex
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,6 +54,7 @@ class ChatModel(Protocol):
         stats: GenerationStats,
         cancel: threading.Event | None = None,
         deadline: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]: ...
 
 

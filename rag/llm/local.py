@@ -18,7 +18,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .. import failpoints, llama_build
@@ -211,12 +211,14 @@ class LocalLLM:
         stats: GenerationStats,
         cancel: threading.Event | None = None,
         deadline: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield text pieces; the caller must be inside `queue()`. `stats` is filled in as it goes.
 
         Drives Llama.generate() token by token with an incremental UTF-8 decoder: linear in the
         answer length (create_completion's streaming re-detokenizes the whole answer per token)."""
-        tokens, stop, prompt_text = self.tokenize_chat(messages)
+        tokens, template_stop, prompt_text = self.tokenize_chat(messages)
+        stop = [*template_stop, *(s for s in stop if s not in template_stop)]
         max_tokens = max(1, min(max_tokens, self.n_ctx - len(tokens)))
         generated: list[int] = []
         answer, cut = "", -1

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -302,11 +302,13 @@ class RemoteLLM:
         stats: GenerationStats,
         cancel: threading.Event | None = None,
         deadline: float | None = None,
+        stop: Sequence[str] = (),
     ) -> Iterator[str]:
-        """Yield text pieces as the server sends them; fills `stats` like LocalLLM.stream."""
+        """Yield text pieces as the server sends them (it applies the `stop` strings); fills `stats` like
+        LocalLLM.stream."""
         began = time.perf_counter()
         stats.prompt_tokens = self.count_chat(messages)
-        response, first, finish = self._start(messages, max_tokens, temperature, cancel)
+        response, first, finish = self._start(messages, max_tokens, temperature, cancel, stop)
         stats.first_token_s = time.perf_counter() - began
         self.health.ok(stats.first_token_s * 1000)
         self.breaker.success()
@@ -349,9 +351,9 @@ class RemoteLLM:
         self.breaker.failure()
         return StreamBroken(f"{self.name} failed mid-answer: {message}")
 
-    def _start(self, messages, max_tokens, temperature, cancel):
+    def _start(self, messages, max_tokens, temperature, cancel, stop=()):
         """(response, first text, finish reason if it already ended), under the retry policy."""
-        return self._retrying(lambda give_up: self._first(messages, max_tokens, temperature, give_up), cancel)
+        return self._retrying(lambda give_up: self._first(messages, max_tokens, temperature, give_up, stop), cancel)
 
     def _retrying(self, action, cancel: threading.Event | None = None):
         """`action(give_up)` retried on connection errors, 5xx, 429 and broken streams, with backoff,
@@ -377,7 +379,7 @@ class RemoteLLM:
             if cancel is None:
                 time.sleep(delay)
 
-    def _first(self, messages, max_tokens, temperature, give_up):
+    def _first(self, messages, max_tokens, temperature, give_up, stop=()):
         remaining = give_up - time.monotonic()
         timeout = self._timeout(max(0.1, min(self.settings.llm_read_timeout_s, remaining)))
         response = self.client.chat.completions.create(
@@ -387,6 +389,7 @@ class RemoteLLM:
             temperature=temperature,
             stream=True,
             timeout=timeout,
+            **({"stop": list(stop)} if stop else {}),
         )
         watchdog = _Watchdog(response, self.settings.llm_read_timeout_s, give_up)
         try:
