@@ -116,7 +116,9 @@ def _plan(status: EngineStatus) -> None:
             + (" · CUDA" if build["cuda"] == "on" else "")
         )
     lines = []
-    for name in ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "type_k", "flash_attn"):
+    for name in ("n_ctx", "n_batch", "n_ubatch", "n_gpu_layers", "n_threads", "type_k", "flash_attn", "swa_full"):
+        if name not in plan.choices:  # swa_full: only for a model with sliding-window layers
+            continue
         choice = plan.choices[name]
         value = KV_TYPES.get(choice.value, choice.value) if name == "type_k" else choice.value
         lines.append(f"- **{name} = {value}** — {md_escape(choice.reason)}")

@@ -231,8 +231,8 @@ def plan(meta: GGUFMeta, settings: Settings, reading: Reading) -> Plan:
         choices["swa_full"] = Choice(
             False,
             f"{sum(meta.swa_layers)} of {meta.n_layer} layers attend to the last {meta.sliding_window} tokens: "
-            f"they keep {cells} KV cells, not {n_ctx}",
-            meta.kv_bytes(n_ctx, bpe) - kv,
+            f"they keep {cells} KV cells, not {n_ctx} (saves {(meta.kv_bytes(n_ctx, bpe) - kv) // MiB} MiB)",
+            0,
         )
     return Plan(choices, warnings, weights_gpu, meta.weight_bytes - weights_gpu, kv, compute)
 
