@@ -83,7 +83,7 @@ def _optional_int(lo: int, hi: int) -> Callable[[str, str], int | None]:
     return parse
 
 
-DEMO_ANSWER_CHECK = 0.6  # measured on SQuAD v2 with the bundled SmolLM2 (docs/answers.md)
+DEMO_ANSWER_CHECK = 0.7  # measured on SQuAD v2 with the bundled SmolLM2 (docs/answers.md)
 
 
 def _optional_float(lo: float, hi: float) -> Callable[[str, str], float | None]:
@@ -188,9 +188,9 @@ class Settings:
         _optional_float(0.0, 1.0),
         None,
         f"auto: {DEMO_ANSWER_CHECK} with the demo model, else 0",
-        "Answer check: an answer whose own words (those not in the question) occur in the passages less than "
-        'this share is withdrawn for "I found nothing about this in your documents" with the closest passages. '
-        "0 = off.",
+        "Answer check: sentences of an answer whose own words (those not in the question) occur in the passages "
+        'less than this share are removed; an answer left with none becomes "I found nothing about this in your '
+        'documents" with the closest passages. 0 = off.',
     )
     retrieval_mode: RetrievalMode = _env(
         "RETRIEVAL_MODE",

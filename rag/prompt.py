@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from .errors import RagError
 
-PROMPT_VERSION = "p3"
+PROMPT_VERSION = "p4"  # p4: generation stops at a "\nQuestion:" line (STOP)
 SYSTEM_PROMPT = (
     "You are AI-CHAT, a private assistant that answers questions about the user's documents. "
     "Use only the numbered context passages in the conversation and cite them like [1] or [2]. "
