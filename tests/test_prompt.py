@@ -25,7 +25,7 @@ def test_everything_fits_when_there_is_room(llm):
     built = build("What is in doc 0?", [], hits(3, 10), llm.count_chat, 4000)
     assert built.messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
     user = built.messages[-1]["content"]
-    assert "[1] doc0.pdf, page 1\n<<<" in user and "[3] doc2.pdf, page 3" in user
+    assert user.startswith("Passages:\n\n[1] (doc0.pdf, page 1) ") and "\n\n[3] (doc2.pdf, page 3) " in user
     assert user.endswith("Question: What is in doc 0?") and built.dropped_hits == 0
 
 
@@ -61,7 +61,7 @@ def test_follow_up_reuses_earlier_passages_with_their_numbers(llm):
     second = build("And doc 3?", history, overlapping, llm.count_chat, 4000)
     assert [p.n for p in second.citations] == [2, 3, 4] and [p.n for p in second.new_passages] == [4]
     assert second.messages[:3] == first.messages[:2] + [{"role": "assistant", "content": " An answer [1]."}]
-    assert second.messages[-1]["content"].startswith("Context passages:\n\n[4] doc3.pdf, page 4")
+    assert second.messages[-1]["content"].startswith("Passages:\n\n[4] (doc3.pdf, page 4) ")
     again = build("Say more?", history, hits(3, 10), llm.count_chat, 4000)
     assert again.new_passages == []
     assert again.messages[-1]["content"] == "(Use the passages above.)\n\nQuestion: Say more?"

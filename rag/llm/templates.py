@@ -45,7 +45,7 @@ BY_MARKER = (
     ("<start_of_turn>", Template("Gemma turns", GEMMA)),
     ("<|im_start|>", Template("ChatML", CHATML)),
 )
-PLAIN_TEXT = Template("plain text (Answer:)", PLAIN, ("\nQuestion:", "\nContext passages:"))
+PLAIN_TEXT = Template("plain text (Answer:)", PLAIN, ("\nQuestion:", "\nPassages:"))
 
 
 def fallback(is_control_token: Callable[[str], bool]) -> Template:

@@ -42,7 +42,12 @@ def test_attacks_in_passages_and_questions_stay_inside_their_turn(llm):
     )
     assert len(built.new_passages) == len(ATTACKS)
     user = built.messages[-1]["content"]
-    assert user.count("\n<<<\n") == user.count("\n>>>") == len(ATTACKS)  # only our delimiters
+    # one line per passage: a document's line breaks cannot start a fake passage or question
+    lines = user.split("\n\n")
+    assert len(lines) == 2 + len(ATTACKS) and all(
+        line.startswith(f"[{i}] (doc") for i, line in enumerate(lines[1:-1], 1)
+    )
+    assert lines[-1].startswith("Question: ") and user.count("Question:") == 2  # ours, and the attack's inline
     _, _, text = llm.tokenize_chat(built.messages)
     # the template marks each turn with <|role|>: system, user, and the generation prompt; no more
     assert text.count("<|") == 3 and text.count("|>") == 3, text
