@@ -37,6 +37,7 @@ DOCS = {
         "이월할 수 있다.\n"
     ),
 }
+QUESTIONS = ["똠쀍은 무엇인가요?", "새 청소기의 이름은 무엇인가요?", "똠쀍의 무게는 얼마인가요?"]
 KV_LINE = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers")
 
 
@@ -77,24 +78,30 @@ def test_a_korean_answer_streams_whole_characters(gemma_path, tmp_path, embedder
         semantic_cache=False,
     )
     engine = Engine(settings, embedder=embedder)
+    copied = []
     try:
         assert not engine.ingest([docs]).errors
-        events = list(engine.ask("새 청소기의 이름은 무엇인가요?", wait_for_model=True))
-        llm = engine.chain.local.model.get()
+        llm = engine.chain.local.model.get(timeout=120)
+        # a base model answers as it likes: of these, those that copy the product name from the passage
+        # spell it in byte tokens (checked below); every answer must stream whole characters
+        for question in QUESTIONS:
+            events = list(engine.ask(question, wait_for_model=True))
+            done = next(e for e in events if isinstance(e, Done))
+            pieces = [e.text for e in events if isinstance(e, Token)]
+            assert done.backend == "local" and done.completion_tokens > 0, done
+            assert all("\ufffd" not in p for p in pieces) and "".join(pieces).strip() == done.answer
+            if "똠쀍" in done.answer:
+                copied.append(done.answer)
     finally:
         engine.close()
-    done = next(e for e in events if isinstance(e, Done))
-    pieces = [e.text for e in events if isinstance(e, Token)]
-    assert done.backend == "local" and done.completion_tokens > 0, done
-    assert "똠쀍" in done.answer, done.answer  # copied from the passage ...
-    assert hangul_split(llm, done.answer)  # ... and those syllables are 3 byte tokens each
-    assert all("\ufffd" not in p for p in pieces) and "".join(pieces).strip() == done.answer
+    assert copied, "no answer copied the Korean product name: the test did not exercise byte tokens"
+    assert all(hangul_split(llm, answer) for answer in copied)  # those syllables are 3 byte tokens each
 
 
 def test_max_tokens_never_cuts_a_character_in_half(gemma):
     """Stopping after every possible token count: a character whose bytes were only partly generated
     is dropped, never shown as U+FFFD, and each answer is a prefix of the longer ones."""
-    messages = chat("똠쀍의 무게는 얼마인가요?")
+    messages = chat(QUESTIONS[0])
     answers = []
     for n in range(1, 16):
         with gemma.queue():
