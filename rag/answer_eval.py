@@ -29,7 +29,7 @@ from pathlib import Path
 from .config import Settings
 from .errors import RagError
 from .evaluate import Question, load_squad
-from .grounding import CITATION, abstains
+from .grounding import CITATION, NOTHING_FOUND, abstains
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -87,12 +87,14 @@ def score(q: Question, answer: str, passages: dict[int, str], first_token_ms, to
     out.invalid_citations = [n for n in cited if n not in passages]
     if q.impossible:
         return out
+    out.retrieved_gold = any(g in normalize(p) for g in golds for p in passages.values())
+    if answer.startswith(NOTHING_FOUND):
+        return out  # the engine's "nothing found" quotes passages: their words are not an answer
     text = normalize(body)
     out.contains_gold = any(g and g in text for g in golds)
     sentences = [s for s in SENTENCE_END.split(body) if s.strip()] or [body]
     out.exact = any(normalize(s) == g for s in sentences for g in golds)
     out.f1 = max((f1(s, g) for s in sentences for g in q.answers), default=0.0)
-    out.retrieved_gold = any(g in normalize(p) for g in golds for p in passages.values())
     out.cited_gold = any(g in normalize(passages[n]) for g in golds for n in cited if n in passages)
     return out
 
@@ -177,8 +179,9 @@ def check_sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
 
 def checked_at(q: Question, own: str, sentences: list, passages: dict[int, str], t: float) -> list[bool]:
     """[contains gold, abstained] of the model's answer `own` after the answer check at threshold `t`."""
-    if abstains(own):
-        return [False, True]
+    if abstains(own):  # the answer check leaves an abstaining answer as it is
+        s = score(q, own, passages, None, 0.0)
+        return [s.contains_gold, True]
     kept = " ".join(text for text, share in sentences if share is None or share >= t)
     if not kept.strip():
         return [False, True]  # withdrawn: "nothing found"

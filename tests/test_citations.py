@@ -74,6 +74,11 @@ def test_the_scorer_reads_gold_answers_citations_and_abstentions():
     assert score(q, "France.", passages, None, 1.0).exact
     impossible = Question("Who named Normandy in 1200?", [], "normans.md", impossible=True)
     assert score(impossible, NOTHING_FOUND, passages, None, 1.0).abstained
+    # "nothing found" quoting the passage that holds the gold is still no answer
+    quoted = score(
+        q, NOTHING_FOUND + " The closest passages:\n\n[1] *normans.md*: Normandy is in France.", passages, None, 1.0
+    )
+    assert quoted.abstained and not quoted.contains_gold and quoted.f1 == 0.0
     assert score(impossible, "The passages do not mention who named it.", passages, None, 1.0).abstained
     assert not abstains("Rollo named it in 911 [2].")
     assert normalize("The  Normans!") == "normans"
