@@ -43,14 +43,21 @@ ASK = (
 )
 
 
-def p3_user(passages: list[Passage], question: str, first_turn: bool = True) -> str:
-    """Layout p3 (the product before this measurement): label line, <<< text >>>, the question."""
-    question = defang(question)
-    if not passages:
-        lead = "No passages were found in the documents." if first_turn else "(Use the passages above.)"
-        return f"{lead}\n\nQuestion: {question}"
-    blocks = [f"[{p.n}] {defang(cite_label(p))}\n<<<\n{defang(p.text)}\n>>>" for p in passages]
-    return "Context passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+def layout(header: str, block: Callable[[Passage], str]) -> Callable[[list[Passage], str, bool], str]:
+    """A user-message layout: `header`, one `block` per passage, the question (no passages: the product's)."""
+
+    def user(passages: list[Passage], question: str, first_turn: bool = True) -> str:
+        if not passages:
+            return prompt.user_message(passages, question, first_turn)
+        return header + "\n\n".join(block(p) for p in passages) + f"\n\nQuestion: {defang(question)}"
+
+    return user
+
+
+# layout p3 (the product before this measurement): label line, <<< text >>>, the question
+p3_user = layout("Context passages:\n\n", lambda p: f"[{p.n}] {defang(cite_label(p))}\n<<<\n{defang(p.text)}\n>>>")
+# each passage one '[n] (source) text' paragraph: what prompt.user_message does since p4
+inline_user = prompt.user_message
 
 
 def instruct_last(layout: Callable[[list[Passage], str, bool], str]):
@@ -60,16 +67,6 @@ def instruct_last(layout: Callable[[list[Passage], str, bool], str]):
         return layout(passages, question, first_turn) + ("\n\n" + ASK if passages else "")
 
     return user
-
-
-def inline_user(passages: list[Passage], question: str, first_turn: bool = True) -> str:
-    """Each passage as one '[n] (source) text' paragraph: no delimiter lines for a small model to copy."""
-    question = defang(question)
-    if not passages:
-        lead = "No passages were found in the documents." if first_turn else "(Use the passages above.)"
-        return f"{lead}\n\nQuestion: {question}"
-    blocks = [f"[{p.n}] ({defang(cite_label(p))}) {defang(' '.join(p.text.split()))}" for p in passages]
-    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
 
 
 VARIANTS: dict[str, tuple[str, Callable]] = {
