@@ -112,7 +112,9 @@ WATCH_LAST_ANSWER = """() => {
   new MutationObserver(() => {
     const msgs = document.querySelectorAll('[data-testid="stChatMessage"]');
     const last = msgs[msgs.length - 1];
-    const md = last && last.querySelector('[data-testid="stMarkdownContainer"]');
+    // the answer's text: not the Stop button's label, a status caption or a source's expander
+    const md = last && [...last.querySelectorAll('[data-testid="stMarkdownContainer"]')].find(
+      (el) => !el.closest('[data-testid="stButton"], [data-testid="stCaptionContainer"], [data-testid="stExpander"]'));
     if (md && msgs.length >= 2) window.__lengths.push(md.innerText.length);
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""
