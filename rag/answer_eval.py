@@ -29,7 +29,8 @@ from pathlib import Path
 from .config import Settings
 from .errors import RagError
 from .evaluate import Question, load_squad
-from .grounding import CITATION, NOTHING_FOUND, abstains
+from .grounding import CITATION, NOTHING_FOUND, abstains, evidence
+from .prompt import cite_label
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -70,9 +71,12 @@ class Scored:
     support: float | None = None  # the grounding gate's measure for this question (grounding.py)
     gated: bool = False  # the gate answered "nothing found" instead of the model
     answer_support: float | None = None  # the answer check's measure of the model's answer (grounding.py)
-    withdrawn: bool = False  # the answer check replaced the model's answer by "nothing found"
+    evidence: float | None = None  # the evidence check's measure of the (checked) answer (grounding.py)
+    withdrawn: bool = False  # an answer check replaced the model's answer by "nothing found"
     draft: Scored | None = None  # the model's own answer, scored, when the answer check changed it
     check: dict[str, list[bool]] = field(default_factory=dict)  # threshold -> [contains gold, abstained]
+    # "answer check/evidence check" thresholds -> [contains gold, abstained]
+    evidence_check: dict[str, list[bool]] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str = ""
@@ -177,14 +181,45 @@ def check_sweep(scored: list[Scored], thresholds=THRESHOLDS) -> list[dict]:
     ]
 
 
-def checked_at(q: Question, own: str, sentences: list, passages: dict[int, str], t: float) -> list[bool]:
-    """[contains gold, abstained] of the model's answer `own` after the answer check at threshold `t`."""
-    if abstains(own):  # the answer check leaves an abstaining answer as it is
+EVIDENCE_THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
+GRID_CHECKS = (0.0, 0.3, 0.5, 0.7)  # the answer check thresholds the evidence check is swept beside
+
+
+def evidence_sweep(scored: list[Scored], answer_check: float) -> list[dict]:
+    """What the evidence check (EVIDENCE_MIN) at each threshold would give beside the answer check at
+    `answer_check` (one of GRID_CHECKS), from the model's own answers (`Scored.evidence_check`)."""
+    done = [s for s in scored if not s.error and s.evidence_check]
+    answerable = [s for s in done if not s.impossible]
+    impossible = [s for s in done if s.impossible]
+    out = []
+    for t in EVIDENCE_THRESHOLDS:
+        key = f"{answer_check:g}/{t:g}"
+        out.append(
+            {
+                "answer_check": answer_check,
+                "min": t,
+                "contains_gold": _rate([s.evidence_check[key][0] for s in answerable]),
+                "no_answer": _rate([s.evidence_check[key][1] for s in impossible]),
+                "false_abstention": _rate([s.evidence_check[key][1] for s in answerable]),
+            }
+        )
+    return out
+
+
+def checked_at(
+    q: Question, own: str, sentences: list, passages: dict[int, str], labels: list[str], t: float, te: float = 0.0
+) -> list[bool]:
+    """[contains gold, abstained] of the model's answer `own` after the answer check at threshold `t`
+    and the evidence check at `te`, as the pipeline applies them."""
+    if abstains(own):  # the checks leave an abstaining answer as it is
         s = score(q, own, passages, None, 0.0)
         return [s.contains_gold, True]
     kept = " ".join(text for text, share in sentences if share is None or share >= t)
     if not kept.strip():
         return [False, True]  # withdrawn: "nothing found"
+    found = evidence(kept, q.text, list(passages.values()), labels)
+    if found is not None and found < te:
+        return [False, True]
     s = score(q, kept, passages, None, 0.0)
     return [s.contains_gold, s.abstained]
 
@@ -219,10 +254,12 @@ def evaluate_answers(
             scored = []
             for i, q in enumerate(questions):
                 passages: dict[int, str] = {}
+                labels: list[str] = []
                 done, error = None, ""
                 for event in engine.ask(q.text, wait_for_model=True):
                     if isinstance(event, Hits):
                         passages = {p.n: p.text for p in event.hits}
+                        labels = [cite_label(p) for p in event.hits]
                     elif isinstance(event, Done):
                         done = event
                     elif isinstance(event, Error):
@@ -233,6 +270,7 @@ def evaluate_answers(
                     result = score(q, done.answer, passages, done.first_token_ms, done.total_ms)
                     result.support, result.gated = done.extra.get("support"), bool(done.extra.get("gated"))
                     result.answer_support = done.extra.get("answer_support")
+                    result.evidence = done.extra.get("evidence")
                     result.attributed = done.extra.get("attributed")
                     if not q.impossible and result.attributed is not None:
                         gold = [normalize(a) for a in q.answers]
@@ -244,7 +282,12 @@ def evaluate_answers(
                         result.draft = score(q, own, passages, done.first_token_ms, done.total_ms)
                     if "sentence_support" in done.extra:
                         sentences = done.extra["sentence_support"]
-                        result.check = {str(t): checked_at(q, own, sentences, passages, t) for t in THRESHOLDS}
+                        result.check = {str(t): checked_at(q, own, sentences, passages, labels, t) for t in THRESHOLDS}
+                        result.evidence_check = {
+                            f"{t:g}/{te:g}": checked_at(q, own, sentences, passages, labels, t, te)
+                            for t in GRID_CHECKS
+                            for te in EVIDENCE_THRESHOLDS
+                        }
                     result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
                     if done.retrieval_only and not result.gated:
                         result.error = f"retrieval only: {done.reason}"
@@ -263,6 +306,9 @@ def evaluate_answers(
         "summary": summary(scored),
         "gate_sweep": sweep(scored),
         "check_sweep": check_sweep(scored),
+        "evidence_sweep": [row for t in GRID_CHECKS for row in evidence_sweep(scored, t)],
+        "answer_check": settings.answer_check,
+        "evidence_check": settings.evidence_check,
         "answers": [asdict(s) for s in scored],
     }
 
@@ -302,5 +348,20 @@ def table(result: dict) -> str:
                 f"| {pct(c['contains_gold'])} / {pct(c['no_answer'])} / {pct(c['false_abstention'])} |"
                 for g, c in zip(result["gate_sweep"], result["check_sweep"])
             ),
+            "",
+            "| EVIDENCE_MIN | " + " | ".join(f"ANSWER_CHECK_MIN {t:g}" for t in GRID_CHECKS) + " |",
+            "|---|" + "---|" * len(GRID_CHECKS),
+            *(
+                f"| {te:g} | "
+                + " | ".join(
+                    f"{pct(r['contains_gold'])} / {pct(r['no_answer'])} / {pct(r['false_abstention'])}"
+                    for r in result.get("evidence_sweep", [])
+                    if r["min"] == te
+                )
+                + " |"
+                for te in EVIDENCE_THRESHOLDS
+            ),
+            f"(each cell: contains gold / no-answer / false abstention; this run used ANSWER_CHECK_MIN "
+            f"{result.get('answer_check', 0):g}, EVIDENCE_MIN {result.get('evidence_check', 0):g})",
         ]
     )

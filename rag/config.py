@@ -83,7 +83,9 @@ def _optional_int(lo: int, hi: int) -> Callable[[str, str], int | None]:
     return parse
 
 
-DEMO_ANSWER_CHECK = 0.7  # measured on SQuAD v2 with the bundled SmolLM2 (docs/answers.md)
+# the answer checks' thresholds for the bundled SmolLM2, measured on SQuAD v2 (docs/answers.md)
+DEMO_ANSWER_CHECK = 0.3
+DEMO_EVIDENCE = 0.3
 
 
 def _optional_float(lo: float, hi: float) -> Callable[[str, str], float | None]:
@@ -191,6 +193,15 @@ class Settings:
         "Answer check: sentences of an answer whose own words (those not in the question) occur in the passages "
         'less than this share are removed; an answer left with none becomes "I found nothing about this in your '
         'documents" with the closest passages. 0 = off.',
+    )
+    evidence_min: float | None = _env(
+        "EVIDENCE_MIN",
+        _optional_float(0.0, 1.0),
+        None,
+        f"auto: {DEMO_EVIDENCE} with the demo model, else 0",
+        "Evidence check: the passage sentence an answer's words come from, with a sentence either side, must "
+        "cover at least this share of the question's words; else the answer becomes \"I found nothing about "
+        'this in your documents" with the closest passages. 0 = off.',
     )
     retrieval_mode: RetrievalMode = _env(
         "RETRIEVAL_MODE",
@@ -384,6 +395,13 @@ class Settings:
         if self.answer_check_min is not None:
             return self.answer_check_min
         return DEMO_ANSWER_CHECK if self.model_is_bundled else 0.0
+
+    @property
+    def evidence_check(self) -> float:
+        """EVIDENCE_MIN, or by default the threshold measured for the demo model, as answer_check."""
+        if self.evidence_min is not None:
+            return self.evidence_min
+        return DEMO_EVIDENCE if self.model_is_bundled else 0.0
 
     @property
     def model_is_bundled(self) -> bool:

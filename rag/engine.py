@@ -110,6 +110,7 @@ class Engine:
             "retrieval": s.retrieval_mode,
             "grounding": s.grounding_min,
             "answer_check": s.answer_check,
+            "evidence_check": s.evidence_check,
         }
 
     def ask(

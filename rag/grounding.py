@@ -12,7 +12,13 @@ Two checks, both measured with `python -m rag eval --answers` (docs/answers.md h
   passage. `check` keeps the sentences at or above ANSWER_CHECK_MIN; if none is left the answer is
   withdrawn for the same "nothing found" reply (the model's draft stays visible as such). Small
   models invent names, dates and numbers, or go on after a right first sentence about something
-  else; a sentence whose words appear in no passage is what that looks like.
+  else; a sentence whose words appear in no passage is what that looks like;
+- after the check, `evidence(answer, question, passages)`: the passage sentence the answer's own
+  words come from, with one sentence either side, and how much of the question that text covers.
+  Below EVIDENCE_MIN the answer is withdrawn the same way. A question the documents do not answer
+  still gets a plausible span from a small model, taken from a sentence about something else: on
+  SQuAD v2 the unanswerable questions reuse their paragraph's words, but not near the span the
+  model picked, which is what separates them (support over a whole passage barely does).
 """
 
 from __future__ import annotations
@@ -45,16 +51,19 @@ def support(question: str, passages: Sequence[str], top: int = 3) -> float:
     """Weighted share of the question's content tokens in its best-covering passage, 0..1.
     Longer tokens weigh more (log length): names and numbers matter more than short glue words.
     Example: support("When was the K7 pump serviced?", ["The K7 pump was serviced in May."]) -> 1.0."""
-    wanted = content_tokens(question)
-    if not wanted:
+    if not content_tokens(question):
         return 1.0  # nothing to check: let the model answer
-    weights = {t: 1.0 + math.log(len(t)) for t in wanted}
-    total = sum(weights.values())
-    best = 0.0
-    for text in passages[:top]:
-        have = set(lexical.tokens(text))
-        best = max(best, sum(w for t, w in weights.items() if t in have) / total)
-    return round(best, 3)
+    return round(max((coverage(question, text) for text in passages[:top]), default=0.0), 3)
+
+
+def coverage(question: str, text: str) -> float:
+    """Share of the question's content tokens found in `text`, longer tokens weighing more
+    (1 + log length: names and numbers matter more than short glue words); 1.0 for no tokens."""
+    weights = {t: 1.0 + math.log(len(t)) for t in content_tokens(question)}
+    if not weights:
+        return 1.0
+    have = set(lexical.tokens(text))
+    return sum(w for t, w in weights.items() if t in have) / sum(weights.values())
 
 
 def abstains(answer: str) -> bool:
@@ -111,14 +120,49 @@ def answer_support(answer: str, question: str, passages: Sequence[str], labels: 
     An answer that adds no such token echoes the question (0.0), unless it is a bare yes or no (None:
     nothing to check). `labels` (passage file names) are removed from the answer first: a model that
     copies a passage's label has not found anything in it.
-    Example: answer_support("It is tightened to 38 Nm [1].", "What torque?", ["... 38 Nm ..."]) -> 1.0."""
+    Example: answer_support("It takes 38 Nm [1].", "What torque?", ["... takes 38 Nm ..."]) -> 1.0."""
+    new = _own_tokens(answer, question, labels)
+    if not new:
+        return None if _yes_no(answer) else 0.0
+    have = {t for text in passages for t in lexical.tokens(text)}
+    return round(sum(t in have for t in new) / len(new), 3)
+
+
+EVIDENCE_WINDOW = 1  # sentences either side of the one an answer is taken from
+
+
+def evidence(answer: str, question: str, passages: Sequence[str], labels: Sequence[str] = ()) -> float | None:
+    """How much of the question the text an answer comes from covers, 0..1 (see the module docstring):
+    the passage sentence holding most of the answer's own content tokens (those not in the question;
+    the first such sentence on a tie) with EVIDENCE_WINDOW sentences either side, scored by `coverage`.
+    0.0 when no passage sentence holds any of them; None when the answer adds none (nothing to locate).
+    Example: evidence("38 newton-metres.", "What is the torque for the K7 impeller bolt?",
+    ["Pumps. The torque for the K7 impeller bolt is 38 newton-metres. Staff parking is free."]) -> 1.0;
+    the same answer to "How many vacation days do new staff get?" from that passage gives 0.182."""
+    new = _own_tokens(answer, question, labels)
+    if not new:
+        return None
+    best, window = 0, ""
+    for text in passages:
+        parts = sentences(" ".join(text.split()))
+        for i, sentence in enumerate(parts):
+            have = set(lexical.tokens(sentence))
+            if (found := sum(t in have for t in new)) > best:
+                best = found
+                window = " ".join(parts[max(0, i - EVIDENCE_WINDOW) : i + EVIDENCE_WINDOW + 1])
+    return round(coverage(question, window), 3) if best else 0.0
+
+
+def _yes_no(answer: str) -> bool:
+    return lexical.tokens(CITATION.sub(" ", answer))[:1] in (["yes"], ["no"])
+
+
+def _own_tokens(answer: str, question: str, labels: Sequence[str]) -> list[str]:
+    """The answer's content tokens that the question does not have, citations and passage labels
+    removed (a model that copies a label has not found anything); a leading yes or no is not one."""
     body = CITATION.sub(" ", answer)
     for label in labels:
         body = body.replace(label, " ")
     asked = set(content_tokens(question))
-    yes_no = lexical.tokens(body)[:1] in (["yes"], ["no"])
-    new = [t for t in content_tokens(body) if t not in asked and not (yes_no and t in ("yes", "no"))]
-    if not new:
-        return None if yes_no else 0.0
-    have = {t for text in passages for t in lexical.tokens(text)}
-    return round(sum(t in have for t in new) / len(new), 3)
+    yes_no = _yes_no(body)
+    return [t for t in content_tokens(body) if t not in asked and not (yes_no and t in ("yes", "no"))]

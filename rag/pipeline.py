@@ -250,6 +250,7 @@ class Pipeline:
         texts, labels = [p.text for p in built.citations], [cite_label(p) for p in built.citations]
         # every sentence is scored, also with the check off: `rag eval --answers` sweeps the threshold
         checked = grounding.check(answer, q.text, texts, labels, s.answer_check)
+        evidence = grounding.evidence(checked.text, q.text, texts, labels) if checked.text else None
         extra = {
             "dropped_passages": built.dropped_hits,
             "dropped_turns": built.dropped_turns,
@@ -258,21 +259,30 @@ class Pipeline:
             "support": q.support,
             "answer_support": grounding.answer_support(answer, q.text, texts, labels),
             "sentence_support": checked.sentences,
+            "evidence": evidence,
         }
         reason = {
             "cancelled": "stopped by the user",
             "timeout": f"stopped after GEN_TIMEOUT_S={s.gen_timeout_s:g}s",
         }.get(stats.finish_reason, "")
-        # sentences whose own words occur in no passage: what invented text looks like
-        if complete and s.answer_check > 0 and checked.dropped and not grounding.abstains(answer):
+        # sentences whose own words occur in no passage: what invented text looks like; an answer
+        # taken from text that is not about the question: what a guess at an unanswerable one looks like
+        unsupported = s.answer_check > 0 and checked.dropped
+        off_question = evidence is not None and evidence < s.evidence_check
+        if complete and (unsupported or off_question) and not grounding.abstains(answer):
             extra["draft"], extra["dropped_sentences"] = answer, checked.dropped
-            extra["withdrawn"] = not checked.text
-            answer = checked.text or nothing_found_answer(built.citations[:3])
+            extra["withdrawn"], extra["off_question"] = off_question or not checked.text, off_question
+            answer = nothing_found_answer(built.citations[:3]) if extra["withdrawn"] else checked.text
             reason = (
                 "the model's answer was withdrawn: none of its sentences is found in the passages"
+                f" (ANSWER_CHECK_MIN {s.answer_check:g})"
                 if not checked.text
+                else "the model's answer was withdrawn: the passage text it comes from covers "
+                f"{evidence:.2f} of the question (EVIDENCE_MIN {s.evidence_check:g})"
+                if off_question
                 else f"{checked.dropped} of the model's sentences not found in the passages were removed"
-            ) + f" (ANSWER_CHECK_MIN {s.answer_check:g})"
+                f" (ANSWER_CHECK_MIN {s.answer_check:g})"
+            )
         sources, attributed = sources_of(answer, q.text, built.citations) if complete else (cited(answer), None)
         if attributed is not None:
             extra["attributed"] = attributed

@@ -7,7 +7,7 @@ import pytest
 from rag.answer_eval import abstains, f1, normalize, score
 from rag.citations import CitationFilter, cited
 from rag.evaluate import Question
-from rag.grounding import NOTHING_FOUND, answer_support, attribute, support
+from rag.grounding import NOTHING_FOUND, answer_support, attribute, evidence, support
 
 
 def stream(pieces: list[str], known: set[int]) -> tuple[str, list[int]]:
@@ -82,3 +82,21 @@ def test_the_scorer_reads_gold_answers_citations_and_abstentions():
     assert score(impossible, "The passages do not mention who named it.", passages, None, 1.0).abstained
     assert not abstains("Rollo named it in 911 [2].")
     assert normalize("The  Normans!") == "normans"
+
+
+MANUAL = (
+    "Maintenance. The torque for the K7 impeller bolt is 38 newton-metres. Use a calibrated wrench. "
+    "Staff notes. The canteen opens at 8 am. New staff get 25 vacation days in their first year."
+)
+
+
+def test_evidence_is_how_much_of_the_question_the_answers_sentence_and_its_neighbours_cover():
+    asked = "What is the torque for the K7 impeller bolt?"
+    assert evidence("38 newton-metres [1].", asked, [MANUAL]) == 1.0
+    # the same span offered for a question the passage does not answer: its sentences are about a bolt
+    off = evidence("38 newton-metres.", "How many sick days do contractors get?", [MANUAL])
+    assert off is not None and off < 0.3
+    # the right span for it sits two sentences further on, and is found there
+    assert evidence("25 vacation days.", "How many vacation days do new staff get?", [MANUAL]) > 0.8
+    assert evidence("An answer from nowhere: 1492.", "When?", [MANUAL]) == 0.0  # no sentence holds its words
+    assert evidence("The K7 impeller bolt.", asked, [MANUAL]) is None  # it adds no word: nothing to locate

@@ -184,3 +184,21 @@ def test_an_answer_whose_words_are_in_no_passage_is_withdrawn(settings, embedder
         eng.close()
     # off (the default for a model other than the bundled demo): the same draft is the answer
     assert replace(settings, model_path=tiny_model).answer_check == 0.0
+    assert replace(settings, model_path=tiny_model).evidence_check == 0.0
+
+
+def test_the_evidence_check_withdraws_an_answer_taken_from_no_sentence_about_the_question(
+    settings, tiny_model, embedder, corpus
+):
+    """The evidence check alone (sentence check off): the random model's words are in no passage
+    sentence, so the text they come from covers none of the question, and the answer is withdrawn."""
+    checked = replace(settings, model_path=tiny_model, temperature=0.0, answer_check_min=0.0, evidence_min=0.3)
+    eng = Engine(checked, embedder=embedder)
+    try:
+        assert not eng.ingest([corpus[0]]).errors
+        _, done, _ = run(eng, "What is the backup passphrase for the archive?", wait_for_model=True)
+        assert done.extra["evidence"] is not None and done.extra["evidence"] < 0.3, done.extra
+        assert done.extra["withdrawn"] and done.extra["off_question"] and "EVIDENCE_MIN 0.3" in done.reason
+        assert done.answer.startswith(NOTHING_FOUND)
+    finally:
+        eng.close()

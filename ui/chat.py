@@ -46,6 +46,8 @@ def _show(message: dict) -> None:
 
 
 def draft_label(done: Done) -> str:
+    if done.extra.get("off_question"):
+        return "The model's answer, withdrawn: the passage it comes from is about something else"
     if done.extra.get("withdrawn"):
         return "The model's answer, withdrawn: its words are not in your documents"
     n = done.extra.get("dropped_sentences", 0)
