@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rag import retrieve
-from rag.answer_eval import EVIDENCE_THRESHOLDS, GRID_CHECKS, checked_at
+from rag.answer_eval import Scored, evidence_grid, evidence_table
 from rag.config import Settings
 from rag.engine import Engine
 from rag.evaluate import load_squad
@@ -41,37 +41,22 @@ def main(run_path: str) -> None:
             rows = []
             for answer in run["answers"]:
                 q = questions[answer["question"]]
-                shown = retrieve.numbered(retrieve.search(embedder, store, q.text, run["k"], mode="hybrid"))
+                shown = retrieve.numbered(
+                    retrieve.search(embedder, store, q.text, run["k"], mode=settings.retrieval_mode)
+                )
                 passages, labels = {p.n: p.text for p in shown}, [cite_label(p) for p in shown]
                 own = (answer["draft"] or answer)["answer"]
                 scored = [(s, answer_support(s, q.text, list(passages.values()), labels)) for s in sentences(own)]
                 rows.append(
-                    (
-                        q,
-                        {
-                            (t, te): checked_at(q, own, scored, passages, labels, t, te)
-                            for t in GRID_CHECKS
-                            for te in EVIDENCE_THRESHOLDS
-                        },
+                    Scored(
+                        q.text, q.impossible, own, False, evidence_check=evidence_grid(q, own, scored, passages, labels)
                     )
                 )
         finally:
             engine.close()
     for name, part in (("all", rows), ("even", rows[0::2]), ("odd", rows[1::2])):
         print(f"\n{name}: {len(part)} questions; cells: contains gold / no-answer / false abstention")
-        print("| EVIDENCE_MIN | " + " | ".join(f"ANSWER_CHECK_MIN {t:g}" for t in GRID_CHECKS) + " |")
-        print("|---|" + "---|" * len(GRID_CHECKS))
-        for te in EVIDENCE_THRESHOLDS:
-            cells = []
-            for t in GRID_CHECKS:
-                answerable = [out[(t, te)] for q, out in part if not q.impossible]
-                impossible = [out[(t, te)] for q, out in part if q.impossible]
-                cells.append(
-                    f"{sum(g for g, _ in answerable) / len(answerable):.3f} / "
-                    f"{sum(a for _, a in impossible) / len(impossible):.3f} / "
-                    f"{sum(a for _, a in answerable) / len(answerable):.3f}"
-                )
-            print(f"| {te:g} | " + " | ".join(cells) + " |")
+        print("\n".join(evidence_table(part)))
 
 
 if __name__ == "__main__":

@@ -224,6 +224,36 @@ def checked_at(
     return [s.contains_gold, s.abstained]
 
 
+def evidence_grid(q: Question, own: str, sentences: list, passages: dict[int, str], labels: list[str]) -> dict:
+    """`Scored.evidence_check`: [contains gold, abstained] for every GRID_CHECKS x EVIDENCE_THRESHOLDS pair."""
+    return {
+        f"{t:g}/{te:g}": checked_at(q, own, sentences, passages, labels, t, te)
+        for t in GRID_CHECKS
+        for te in EVIDENCE_THRESHOLDS
+    }
+
+
+def evidence_table(scored: list[Scored]) -> list[str]:
+    """The evidence sweep as Markdown rows: one per EVIDENCE_MIN, one column per GRID_CHECKS value."""
+    return evidence_rows([row for t in GRID_CHECKS for row in evidence_sweep(scored, t)])
+
+
+def evidence_rows(sweep_rows: list[dict]) -> list[str]:
+    def cell(r: dict) -> str:
+        return " / ".join(
+            "–" if r[k] is None else f"{r[k]:.3f}" for k in ("contains_gold", "no_answer", "false_abstention")
+        )
+
+    return [
+        "| EVIDENCE_MIN | " + " | ".join(f"ANSWER_CHECK_MIN {t:g}" for t in GRID_CHECKS) + " |",
+        "|---|" + "---|" * len(GRID_CHECKS),
+        *(
+            f"| {te:g} | " + " | ".join(cell(r) for r in sweep_rows if r["min"] == te) + " |"
+            for te in EVIDENCE_THRESHOLDS
+        ),
+    ]
+
+
 def evaluate_answers(
     qa_path: Path,
     settings: Settings,
@@ -283,11 +313,7 @@ def evaluate_answers(
                     if "sentence_support" in done.extra:
                         sentences = done.extra["sentence_support"]
                         result.check = {str(t): checked_at(q, own, sentences, passages, labels, t) for t in THRESHOLDS}
-                        result.evidence_check = {
-                            f"{t:g}/{te:g}": checked_at(q, own, sentences, passages, labels, t, te)
-                            for t in GRID_CHECKS
-                            for te in EVIDENCE_THRESHOLDS
-                        }
+                        result.evidence_check = evidence_grid(q, own, sentences, passages, labels)
                     result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
                     if done.retrieval_only and not result.gated:
                         result.error = f"retrieval only: {done.reason}"
@@ -349,18 +375,7 @@ def table(result: dict) -> str:
                 for g, c in zip(result["gate_sweep"], result["check_sweep"])
             ),
             "",
-            "| EVIDENCE_MIN | " + " | ".join(f"ANSWER_CHECK_MIN {t:g}" for t in GRID_CHECKS) + " |",
-            "|---|" + "---|" * len(GRID_CHECKS),
-            *(
-                f"| {te:g} | "
-                + " | ".join(
-                    f"{pct(r['contains_gold'])} / {pct(r['no_answer'])} / {pct(r['false_abstention'])}"
-                    for r in result.get("evidence_sweep", [])
-                    if r["min"] == te
-                )
-                + " |"
-                for te in EVIDENCE_THRESHOLDS
-            ),
+            *evidence_rows(result.get("evidence_sweep", [])),
             f"(each cell: contains gold / no-answer / false abstention; this run used ANSWER_CHECK_MIN "
             f"{result.get('answer_check', 0):g}, EVIDENCE_MIN {result.get('evidence_check', 0):g})",
         ]

@@ -123,7 +123,7 @@ def answer_support(answer: str, question: str, passages: Sequence[str], labels: 
     Example: answer_support("It takes 38 Nm [1].", "What torque?", ["... takes 38 Nm ..."]) -> 1.0."""
     new = _own_tokens(answer, question, labels)
     if not new:
-        return None if _yes_no(answer) else 0.0
+        return None if _yes_no(_body(answer, labels)) else 0.0
     have = {t for text in passages for t in lexical.tokens(text)}
     return round(sum(t in have for t in new) / len(new), 3)
 
@@ -153,16 +153,21 @@ def evidence(answer: str, question: str, passages: Sequence[str], labels: Sequen
     return round(coverage(question, window), 3) if best else 0.0
 
 
-def _yes_no(answer: str) -> bool:
-    return lexical.tokens(CITATION.sub(" ", answer))[:1] in (["yes"], ["no"])
+def _body(answer: str, labels: Sequence[str]) -> str:
+    body = CITATION.sub(" ", answer)
+    for label in labels:
+        body = body.replace(label, " ")
+    return body
+
+
+def _yes_no(body: str) -> bool:
+    return lexical.tokens(body)[:1] in (["yes"], ["no"])
 
 
 def _own_tokens(answer: str, question: str, labels: Sequence[str]) -> list[str]:
     """The answer's content tokens that the question does not have, citations and passage labels
     removed (a model that copies a label has not found anything); a leading yes or no is not one."""
-    body = CITATION.sub(" ", answer)
-    for label in labels:
-        body = body.replace(label, " ")
+    body = _body(answer, labels)
     asked = set(content_tokens(question))
     yes_no = _yes_no(body)
     return [t for t in content_tokens(body) if t not in asked and not (yes_no and t in ("yes", "no"))]
