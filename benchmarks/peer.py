@@ -60,10 +60,8 @@ def langchain(corpus: Path, question: str) -> dict:
         model_name=str(find_model_dir(settings.embed_model)), encode_kwargs={"normalize_embeddings": True}
     )
     began = time.perf_counter()
-    # the same chunk size and overlap as ours, counted in the embedder's own tokens
-    splitter = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(
-        embeddings._client.tokenizer, chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap
-    )
+    # the same chunk size and overlap as ours, in characters
+    splitter = RecursiveCharacterTextSplitter(chunk_size=settings.chunk_chars, chunk_overlap=settings.chunk_overlap)
     docs = [Document(page_content=p.read_text(), metadata={"source": p.name}) for p in sorted(corpus.glob("*.md"))]
     store = FAISS.from_documents(splitter.split_documents(docs), embeddings)
     ingest_s = time.perf_counter() - began

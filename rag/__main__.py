@@ -43,6 +43,8 @@ def cmd_ingest(args) -> int:
         else:
             print(f"{r.status:9} {r.chunks:5} chunks  {printable(r.path)}")
     print(f"index {report.version}: {report.chunks_added} chunks added, {len(report.errors)} file(s) failed")
+    if report.read_note():
+        print(report.read_note())
     return 1 if report.errors and len(report.errors) == len(report.results) else 0
 
 
@@ -297,10 +299,10 @@ def cmd_eval(args) -> int:
         return _eval_answers(args, replace(settings, top_k=args.k))
     result = evaluate(
         Path(args.qa),
-        load_embedder(settings.embed_model),
+        load_embedder(settings.embed_model, *settings.embed_prefixes),
         k=args.k,
-        chunk_tokens=args.chunk_tokens or settings.chunk_tokens,
-        chunk_overlap=settings.chunk_overlap,
+        chunk_chars=args.chunk_chars or settings.chunk_chars,
+        chunk_overlap=settings.chunk_overlap if args.overlap < 0 else args.overlap,
     )
     print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
@@ -369,7 +371,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=0, help="with --answers: a sample of N questions (0 = all)")
     s.add_argument("--seed", type=int, default=0, help="with --answers: the sample's seed")
     s.add_argument("--k", type=int, default=5)
-    s.add_argument("--chunk-tokens", type=int, default=0, help="chunk size (default CHUNK_TOKENS)")
+    s.add_argument("--chunk-chars", type=int, default=0, help="chunk size in characters (default CHUNK_CHARS)")
+    s.add_argument("--overlap", type=int, default=-1, help="chunk overlap in characters (default CHUNK_OVERLAP)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")

@@ -1,10 +1,16 @@
-"""Split text into overlapping chunks measured in the embedder's own tokens.
+"""Split text into overlapping chunks measured in characters, so Korean, Chinese/Japanese and English
+chunks hold comparable content whatever the embedder's tokenizer makes of them.
 
-Sentences are packed greedily up to `size` tokens; consecutive chunks share about `overlap`
-tokens of whole sentences. A sentence longer than a chunk is cut at token boundaries. No chunk is
-ever longer than the embedder's max_seq_length (which would be silently truncated when embedded).
-Sentence ends: . ! ? and their CJK forms, blank lines, and a line break after a Korean sentence
-ending (다, 요, 죠, 까). Needs only `count_tokens` and `token_offsets` from the embedder.
+Sentences are packed greedily up to `size` characters; consecutive chunks share about `overlap`
+characters of whole sentences. A sentence longer than a chunk is cut (at a space when there is one).
+For text the embedder reads in word pieces (no more tokens than characters: English, or Korean for a
+multilingual embedder) a chunk also stays within its max_seq_length, so nothing is silently truncated
+when embedded. Text it splits below the character level (Hangul into jamo for the English-only MiniLM)
+would shrink to a sentence or two per chunk under that cap, too little for the lexical leg to match;
+such chunks keep their size, the embedder reads their first max_seq_length tokens, and
+`embedder_read` says which share of the characters that was. Sentence ends: . ! ? and their CJK
+forms, blank lines, and a line break after a Korean sentence ending (다, 요, 죠, 까).
+Needs only `count_tokens`, `token_offsets` and `max_tokens` from the embedder.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ class Chunk:
     start: int
     end: int
     ordinal: int = 0
+    read: int = -1  # characters the embedder reads (-1: all of them)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -43,6 +50,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def reads_words(embedder: Embedder, text: str) -> bool:
+    """Whether the embedder's tokenizer reads `text` in word pieces: no more tokens than characters."""
+    chars = sum(not c.isspace() for c in text)
+    return not chars or embedder.count_tokens([text])[0] <= chars
+
+
 def _token_windows(embedder: Embedder, text: str, start: int, limit: int, overlap: int) -> list[tuple[int, int]]:
     """Cut text[start:] into spans of at most `limit` tokens, stepping limit - overlap tokens."""
     offsets = embedder.token_offsets([text])[0]
@@ -56,54 +69,97 @@ def _token_windows(embedder: Embedder, text: str, start: int, limit: int, overla
     return spans
 
 
-def _pack(embedder: Embedder, text: str, limit: int, overlap: int) -> list[tuple[int, int]]:
-    spans = sentence_spans(text)
-    counts = embedder.count_tokens([text[s:e] for s, e in spans])
+def _char_windows(text: str, start: int, limit: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut text[start:] into spans of at most `limit` characters, ending at a space where one is near."""
+    spans, begin = [], 0
+    while begin < len(text):
+        end = min(len(text), begin + limit)
+        if end < len(text):
+            space = text.rfind(" ", begin + limit // 2, end)
+            end = space if space > begin else end
+        spans.append((start + begin, start + end))
+        if end >= len(text):
+            break
+        begin = max(begin + 1, end - overlap)
+        while begin < len(text) and text[begin] == " ":
+            begin += 1
+    return spans
+
+
+def _pack(sizes: list[tuple[int, int, int, int]], limits: tuple[int, int], overlap: int):
+    """Greedy packing of sentences (start, end, chars, tokens) under (chars, tokens) limits; whole
+    trailing sentences of up to `overlap` characters are carried into the next chunk."""
     chunks: list[tuple[int, int]] = []
-    current: list[tuple[int, int, int]] = []
+    current: list[tuple[int, int, int, int]] = []
 
-    def flush() -> None:
-        if current:
+    def fits(items, extra) -> bool:  # characters from the first sentence's start to the new one's end
+        return extra[1] - items[0][0] <= limits[0] and sum(it[3] for it in items) + extra[3] <= limits[1]
+
+    for item in sizes:
+        if current and not fits(current, item):
             chunks.append((current[0][0], current[-1][1]))
-
-    for (start, end), n in zip(spans, counts):
-        if n > limit:
-            flush()
-            current = []
-            chunks.extend(_token_windows(embedder, text[start:end], start, limit, overlap))
-            continue
-        if current and sum(c for _, _, c in current) + n > limit:
-            flush()
-            kept: list[tuple[int, int, int]] = []
-            total = 0
-            for item in reversed(current):  # carry whole trailing sentences as overlap
-                if total + item[2] > overlap or total + item[2] + n > limit:
+            kept: list[tuple[int, int, int, int]] = []
+            for prev in reversed(current):
+                if (kept[-1][1] if kept else prev[1]) - prev[0] > overlap or not fits([prev, *kept], item):
                     break
-                kept.insert(0, item)
-                total += item[2]
+                kept.insert(0, prev)
             current = kept
-        current.append((start, end, n))
-    flush()
+        current.append(item)
+    if current:
+        chunks.append((current[0][0], current[-1][1]))
     return chunks
 
 
+def _section_spans(embedder: Embedder, text: str, size: int, overlap: int, token_cap: int | None):
+    """(start, end) of the chunks of one section; `token_cap` None: no limit in embedder tokens."""
+    spans = sentence_spans(text)
+    cap = token_cap or 1 << 30
+    tokens = embedder.count_tokens([text[s:e] for s, e in spans]) if token_cap else [0] * len(spans)
+    chunks: list[tuple[int, int]] = []
+    run: list[tuple[int, int, int, int]] = []
+    for (start, end), n in zip(spans, tokens):
+        if end - start <= size and n <= cap:
+            run.append((start, end, end - start, n))
+            continue
+        # a sentence longer than a chunk: cut into windows, each a chunk of its own
+        chunks += _pack(run, (size, cap), overlap)
+        run = []
+        pieces = _char_windows(text[start:end], start, size, overlap)
+        if token_cap:
+            step_back = min(overlap // 4, cap // 2)
+            pieces = [w for s, e in pieces for w in _token_windows(embedder, text[s:e], s, cap, step_back)]
+        chunks += pieces
+    return chunks + _pack(run, (size, cap), overlap)
+
+
 def chunk_sections(sections, embedder: Embedder, size: int, overlap: int) -> list[Chunk]:
-    """Chunks of all sections, numbered in order, each within the embedder's token limit."""
-    limit = max(8, min(size, embedder.max_tokens))
-    overlap = min(overlap, limit // 2)
+    """Chunks of up to `size` characters of all sections, numbered in order; within the embedder's
+    token limit wherever the embedder reads the text in word pieces (see the module docstring)."""
+    overlap = min(overlap, size // 2)
     chunks: list[Chunk] = []
     for section in sections:
-        for start, end in _pack(embedder, section.text, limit, overlap):
+        cap = embedder.max_tokens if reads_words(embedder, section.text) else None
+        for start, end in _section_spans(embedder, section.text, size, overlap, cap):
             chunks.append(Chunk(section.text[start:end], section.page, start, end))
-    # token counts are not strictly additive across sentences: re-check and cut what overflows
+    # token counts are not strictly additive across sentences: cut what overflows a reading embedder,
+    # and record how much of the rest it reads
     counts = embedder.count_tokens([c.text for c in chunks])
     checked: list[Chunk] = []
     for chunk, n in zip(chunks, counts):
         if n <= embedder.max_tokens:
             checked.append(chunk)
-            continue
-        for s, e in _token_windows(embedder, chunk.text, 0, limit, overlap):
-            checked.append(Chunk(chunk.text[s:e], chunk.page, chunk.start + s, chunk.start + e))
+        elif reads_words(embedder, chunk.text):
+            for s, e in _token_windows(embedder, chunk.text, 0, embedder.max_tokens, 0):
+                checked.append(Chunk(chunk.text[s:e], chunk.page, chunk.start + s, chunk.start + e))
+        else:
+            chunk.read = embedder.token_offsets([chunk.text])[0][embedder.max_tokens - 1][1]
+            checked.append(chunk)
     for i, chunk in enumerate(checked):
         chunk.ordinal = i
     return checked
+
+
+def embedder_read(chunks: list[Chunk]) -> float:
+    """The share of the chunks' characters their embedder reads (1.0: all of it)."""
+    total = sum(len(c.text) for c in chunks)
+    return sum(len(c.text) if c.read < 0 else c.read for c in chunks) / total if total else 1.0

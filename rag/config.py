@@ -84,6 +84,9 @@ def _optional_int(lo: int, hi: int) -> Callable[[str, str], int | None]:
 
 
 # the answer checks' thresholds for the bundled SmolLM2, measured on SQuAD v2 (docs/answers.md)
+# ~200 MiniLM tokens of English; the same characters hold ~2.5x the words of Korean (docs/retrieval.md)
+CHUNK_CHARS_DEFAULT = 900
+CHUNK_OVERLAP_DEFAULT = 150
 DEMO_ANSWER_CHECK = 0.3
 DEMO_EVIDENCE = 0.3
 
@@ -118,6 +121,13 @@ def _text(name: str, raw: str) -> str:
     if "\x00" in raw or "\n" in raw:
         raise ConfigError(f"{name} contains a NUL byte or a line break; give one line of text")
     return raw.strip()
+
+
+def _prefix(name: str, raw: str) -> str:
+    """Text kept exactly, trailing space included ("query: ")."""
+    if "\x00" in raw or "\n" in raw:
+        raise ConfigError(f"{name} contains a NUL byte or a line break; give one line of text")
+    return raw
 
 
 def _env(name: str, parse: Callable, default, shown: str, doc: str, secret: bool = False):
@@ -211,15 +221,20 @@ class Settings:
         "hybrid = BM25 over CJK-bigram/word tokens fused with the embedder's vectors; "
         "dense or lexical = one of the two alone.",
     )
-    chunk_tokens: int = _env(
-        "CHUNK_TOKENS",
-        _int(16, 8192),
-        200,
-        "200",
-        "Chunk size in embedder tokens (capped at the embedder's max_seq_length).",
+    chunk_chars: int = _env(
+        "CHUNK_CHARS",
+        _int(64, 20000),
+        CHUNK_CHARS_DEFAULT,
+        str(CHUNK_CHARS_DEFAULT),
+        "Chunk size in characters, any script; also kept within the embedder's max_seq_length for text it "
+        "reads in word pieces (docs/retrieval.md).",
     )
     chunk_overlap: int = _env(
-        "CHUNK_OVERLAP", _int(0, 8191), 40, "40", "Tokens shared by consecutive chunks; must be below CHUNK_TOKENS."
+        "CHUNK_OVERLAP",
+        _int(0, 19999),
+        CHUNK_OVERLAP_DEFAULT,
+        str(CHUNK_OVERLAP_DEFAULT),
+        "Characters shared by consecutive chunks (whole sentences); must be below CHUNK_CHARS.",
     )
     embed_model: Path = _env(
         "EMBED_MODEL",
@@ -227,6 +242,22 @@ class Settings:
         None,
         "bundled all-MiniLM-L6-v2",
         "Local sentence-transformers model directory (loaded offline).",
+    )
+    embed_query_prefix: str | None = _env(
+        "EMBED_QUERY_PREFIX",
+        _prefix,
+        None,
+        "the model's own",
+        'Text put before each question when it is embedded (multilingual-e5: "query: "); default: the '
+        "`prompts` in the model's config_sentence_transformers.json, else none.",
+    )
+    embed_passage_prefix: str | None = _env(
+        "EMBED_PASSAGE_PREFIX",
+        _prefix,
+        None,
+        "the model's own",
+        'Text put before each passage when it is embedded (multilingual-e5: "passage: "); changing it needs '
+        "a re-index.",
     )
     index_dir: Path = _env("INDEX_DIR", _path, None, "`index/`", "Where index versions are stored.")
     data_dir: Path = _env(
@@ -358,6 +389,12 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        if "CHUNK_TOKENS" in env:
+            raise ConfigError(
+                "CHUNK_TOKENS was replaced by CHUNK_CHARS (chunk size in characters, any script; default "
+                f"{CHUNK_CHARS_DEFAULT}); unset CHUNK_TOKENS and set CHUNK_CHARS "
+                "(about 4.5 x the old value for English)"
+            )
         values = {}
         for f in fields(cls):
             raw = env.get(f.metadata["env"])
@@ -367,8 +404,8 @@ class Settings:
 
     def resolved(self) -> Settings:
         """Fill path defaults and check the rules that involve two fields."""
-        if self.chunk_overlap >= self.chunk_tokens:
-            raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_TOKENS={self.chunk_tokens}")
+        if self.chunk_overlap >= self.chunk_chars:
+            raise ConfigError(f"CHUNK_OVERLAP={self.chunk_overlap} must be below CHUNK_CHARS={self.chunk_chars}")
         if self.n_batch and self.n_ubatch > self.n_batch:
             raise ConfigError(f"N_UBATCH={self.n_ubatch} must not exceed N_BATCH={self.n_batch}")
         if 0 < self.llm_ctx < 256:
@@ -387,6 +424,11 @@ class Settings:
 
     def _bundled(self) -> Path | None:
         return bundled_model() if self.bundled_model else None
+
+    @property
+    def embed_prefixes(self) -> tuple[str | None, str | None]:
+        """(query, passage) prefixes for load_embedder; None: the model's own."""
+        return self.embed_query_prefix, self.embed_passage_prefix
 
     @property
     def answer_check(self) -> float:

@@ -1,8 +1,12 @@
 """Sentence-transformers embedder loaded offline from a local directory.
 
 `Embedder` is the seam chunking, ingest and retrieval use, written as a Protocol so a test or another
-runtime can stand in: `embed_batch` (L2-normalised float32 rows), `count_tokens`, `token_offsets`,
-plus `id`, `dim` and `max_tokens`. `SentenceEmbedder` is the implementation.
+runtime can stand in: `embed_batch` (passages) and `embed_queries` (L2-normalised float32 rows),
+`count_tokens`, `token_offsets`, plus `id`, `dim` and `max_tokens`. `SentenceEmbedder` is the
+implementation. Retrieval models trained with instructions (multilingual-e5: "query: " / "passage: ",
+bge, KURE ...) get them: the `prompts` their config_sentence_transformers.json declares, or
+EMBED_QUERY_PREFIX / EMBED_PASSAGE_PREFIX; the prefixes are part of the embedder's id, so an index
+embedded without them is not searched with them.
 Heavy imports (torch, transformers) happen inside `load_embedder`, never at import time. The usual
 Transformer + Pooling (+ Normalize) models run on transformers directly; other module stacks go
 through SentenceTransformer.
@@ -33,6 +37,8 @@ class Embedder(Protocol):
     max_tokens: int  # text tokens per passage, special tokens excluded
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
@@ -147,20 +153,43 @@ class DirectEncoder:
         return out
 
 
+def declared_prefixes(model_dir: Path) -> tuple[str, str]:
+    """(query, passage) prefixes from the model's sentence-transformers `prompts`, "" where none."""
+    prompts = (_read_json(model_dir / "config_sentence_transformers.json") or {}).get("prompts") or {}
+    query = prompts.get("query", "")
+    passage = next((prompts[k] for k in ("passage", "document", "corpus") if k in prompts), "")
+    return str(query), str(passage)
+
+
 class SentenceEmbedder:
-    def __init__(self, encode, tokenizer, dim: int, max_seq_length: int, model_dir: Path):
+    def __init__(
+        self, encode, tokenizer, dim: int, max_seq_length: int, model_dir: Path, prefixes: tuple[str, str] = ("", "")
+    ):
         """`encode(texts, batch_size)` returns L2-normalised float32 rows."""
         self._encode = encode
         self.tokenizer = tokenizer
+        self.query_prefix, self.passage_prefix = prefixes
         self.id = embedder_id(model_dir)
+        if any(prefixes):
+            self.id += "-p" + hashlib.sha256("\0".join(prefixes).encode()).hexdigest()[:6]
         self.dim = dim
-        # max_seq_length counts [CLS] and [SEP]; chunks hold text tokens only
-        self.max_tokens = int(max_seq_length) - 2
+        # max_seq_length counts [CLS] and [SEP] and the passage prefix; chunks hold text tokens only
+        prefix_tokens = self.count_tokens([self.passage_prefix])[0] if self.passage_prefix else 0
+        self.max_tokens = int(max_seq_length) - 2 - prefix_tokens
 
     def embed_batch(self, texts: Sequence[str], batch_size: int = EMBED_BATCH) -> np.ndarray:
+        """Passages (chunks), with the passage prefix."""
         import numpy as np
 
-        return np.ascontiguousarray(self._encode(list(texts), batch_size), dtype=np.float32)
+        rows = [self.passage_prefix + t for t in texts]
+        return np.ascontiguousarray(self._encode(rows, batch_size), dtype=np.float32)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Questions, with the query prefix."""
+        import numpy as np
+
+        rows = [self.query_prefix + t for t in texts]
+        return np.ascontiguousarray(self._encode(rows, EMBED_BATCH), dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -176,7 +205,7 @@ class SentenceEmbedder:
         return [[tuple(span) for span in spans] for spans in encoded["offset_mapping"]]
 
 
-def _sentence_transformer(model_dir: Path) -> SentenceEmbedder:
+def _sentence_transformer(model_dir: Path, prefixes: tuple[str, str]) -> SentenceEmbedder:
     from sentence_transformers import SentenceTransformer
 
     # SDPA attention: no materialised batch x heads x seq x seq score tensors (transformers defaults
@@ -191,11 +220,15 @@ def _sentence_transformer(model_dir: Path) -> SentenceEmbedder:
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
 
-    return SentenceEmbedder(encode, model.tokenizer, int(get_dim() or 0), model.max_seq_length or 512, model_dir)
+    dim = int(get_dim() or 0)
+    return SentenceEmbedder(encode, model.tokenizer, dim, model.max_seq_length or 512, model_dir, prefixes)
 
 
-def load_embedder(model_path: Path) -> SentenceEmbedder:
-    """Load the sentence-transformers model at `model_path` on the CPU, offline."""
+def load_embedder(
+    model_path: Path, query_prefix: str | None = None, passage_prefix: str | None = None
+) -> SentenceEmbedder:
+    """Load the sentence-transformers model at `model_path` on the CPU, offline. A prefix left None
+    is the one the model declares (see the module docstring)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -212,10 +245,16 @@ def load_embedder(model_path: Path) -> SentenceEmbedder:
     hf_logging.disable_progress_bar()
     try:
         config = direct_config(model_dir)
+        declared = declared_prefixes(model_dir)
+        prefixes = (
+            declared[0] if query_prefix is None else query_prefix,
+            declared[1] if passage_prefix is None else passage_prefix,
+        )
         if config is None:
-            return _sentence_transformer(model_dir)
+            return _sentence_transformer(model_dir, prefixes)
         encoder = DirectEncoder(model_dir, config["pooling"], config["max_seq_length"])
-        return SentenceEmbedder(encoder.encode, encoder.tokenizer, encoder.dim, encoder.max_seq_length, model_dir)
+        dim, seq = encoder.dim, encoder.max_seq_length
+        return SentenceEmbedder(encoder.encode, encoder.tokenizer, dim, seq, model_dir, prefixes)
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"EMBED_MODEL={model_dir} could not be loaded ({exc}); "

@@ -47,7 +47,9 @@ class Engine:
         self.settings = settings
         self.embedder: Lazy[Embedder] = Lazy(
             "embedder",
-            (lambda: embedder) if embedder is not None else (lambda: _frozen(load_embedder(settings.embed_model))),
+            (lambda: embedder)
+            if embedder is not None
+            else (lambda: _frozen(load_embedder(settings.embed_model, *settings.embed_prefixes))),
         )
         self.index: Lazy[IndexStore] = Lazy("index", self._open_index)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
@@ -63,7 +65,7 @@ class Engine:
 
     # ---- loading ---------------------------------------------------------------------------
     def _open_index(self) -> IndexStore:
-        params = {"chunk_tokens": self.settings.chunk_tokens, "chunk_overlap": self.settings.chunk_overlap}
+        params = {"chunk_chars": self.settings.chunk_chars, "chunk_overlap": self.settings.chunk_overlap}
         return IndexStore(self.settings.index_dir, params)
 
     def start(self, parts: Sequence[Part] = ("index", "model", "embedder")) -> None:
@@ -134,7 +136,7 @@ class Engine:
     def ingest(self, paths, progress: Progress | None = None, names: dict[str, str] | None = None) -> IngestReport:
         embedder, store = self.embedder.get(), self.index.get()
         store.check_embedder(embedder.id, embedder.dim)
-        return ingest(paths, embedder, store, self.settings.chunk_tokens, self.settings.chunk_overlap, progress, names)
+        return ingest(paths, embedder, store, self.settings.chunk_chars, self.settings.chunk_overlap, progress, names)
 
     @property
     def uploads_dir(self) -> Path:
@@ -170,6 +172,8 @@ class Engine:
                 continue
             self.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
             notes.append(UploadNote(False, result.message if result.status == "error" else f"{label}: already indexed"))
+        if report.read_note():
+            notes.append(UploadNote(True, report.read_note()))
         return notes
 
     def documents(self) -> DocumentList:
@@ -213,7 +217,7 @@ class Engine:
             [Path(d["path"]) for d in docs],
             embedder,
             store,
-            self.settings.chunk_tokens,
+            self.settings.chunk_chars,
             self.settings.chunk_overlap,
             progress,
             names,

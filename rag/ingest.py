@@ -1,4 +1,4 @@
-"""Ingest files: load -> chunk in embedder tokens -> embed -> commit a new index version.
+"""Ingest files: load -> chunk in characters -> embed -> commit a new index version.
 
 Content-hash dedup: a file whose bytes are already indexed adds nothing; a changed file at a
 known path replaces its old version in the same commit. A file that fails is reported with its
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import failpoints, loaders
-from .chunking import chunk_sections
+from .chunking import chunk_sections, embedder_read
 from .embeddings import Embedder
 from .errors import IngestError
 from .index import IndexStore, NewDocument
@@ -35,6 +35,7 @@ class FileResult:
     status: str  # added | replaced | unchanged | error | skipped
     chunks: int = 0
     message: str = ""
+    read: float = 1.0  # share of its text the embedder reads (the lexical leg reads all of it)
 
 
 @dataclass
@@ -45,6 +46,24 @@ class IngestReport:
     @property
     def errors(self) -> list[FileResult]:
         return [r for r in self.results if r.status == "error"]
+
+    @property
+    def embedder_read(self) -> float:
+        """Share of the added text the embedder reads, weighted by chunks (1.0: all of it)."""
+        added = [r for r in self.results if r.status in ("added", "replaced") and r.chunks]
+        total = sum(r.chunks for r in added)
+        return sum(r.read * r.chunks for r in added) / total if total else 1.0
+
+    def read_note(self) -> str:
+        """A line for the user when the embedder reads only part of the text, else ""."""
+        share = self.embedder_read
+        if share >= 0.995:
+            return ""
+        return (
+            f"The embedder reads {share:.0%} of this text (its tokenizer splits the script below the character "
+            "level, e.g. Hangul for the English-only MiniLM); keyword search covers all of it. For better "
+            "search in that language set EMBED_MODEL to a multilingual embedder (README, Configure)."
+        )
 
     @property
     def chunks_added(self) -> int:
@@ -97,7 +116,7 @@ def ingest(
     paths: Iterable[Path | str],
     embedder: Embedder,
     store: IndexStore,
-    chunk_tokens: int,
+    chunk_chars: int,
     chunk_overlap: int,
     progress: Progress | None = None,
     names: dict[str, str] | None = None,
@@ -114,7 +133,7 @@ def ingest(
             if progress:
                 progress(done, len(files), (names or {}).get(str(path), path.name))
             result, doc, replaced = _one(
-                path, parser, embedder, None if reset else store, chunk_tokens, chunk_overlap, seen, names or {}
+                path, parser, embedder, None if reset else store, chunk_chars, chunk_overlap, seen, names or {}
             )
             report.results.append(result)
             if doc is not None:
@@ -164,4 +183,5 @@ def _one(
     key = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")  # storable whatever its bytes
     replaced = store.doc_ids_for_path(key) if store is not None else []
     doc = NewDocument(digest, label, key, chunks, vectors)
-    return FileResult(str(path), "replaced" if replaced else "added", len(chunks)), doc, replaced
+    status = "replaced" if replaced else "added"
+    return FileResult(str(path), status, len(chunks), read=embedder_read(chunks)), doc, replaced

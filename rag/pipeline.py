@@ -94,7 +94,7 @@ class Pipeline:
         embedder = self.embedder.get()
         store.check_embedder(embedder.id, embedder.dim)
         t0 = time.perf_counter()
-        q.vector = embedder.embed_batch([q.text])[0]
+        q.vector = embedder.embed_queries([q.text])[0]
         if not reason and (hit := self.cache.lookup_semantic(q.text, q.scope, q.vector)):
             yield from self.cached(q, hit)
             return
@@ -127,7 +127,7 @@ class Pipeline:
 
     def retrieve(self, q: Question, embedder: Embedder, store: IndexStore) -> None:
         # a follow-up ("and who checks it?") is searched together with the question it follows
-        query_vector = embedder.embed_batch([search_query(q.text, q.history)])[0] if q.context else q.vector
+        query_vector = embedder.embed_queries([search_query(q.text, q.history)])[0] if q.context else q.vector
         earlier = " ".join(m["content"] for m in q.context if m["role"] == "user")
         q.hits = retrieve.search(
             embedder,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import lexical
+from . import lexical, probe
 from .config import RetrievalMode
 from .embeddings import Embedder
 from .index import Hit, IndexStore
@@ -23,11 +23,14 @@ UNREAD_DENSE_WEIGHT = 0.3  # the dense leg's weight for text its embedder cannot
 
 
 def dense_weight(embedder: Embedder, query: str) -> float:
-    """How far to trust the dense leg for this query: 1.0 when the embedder's tokenizer reads it in
-    word pieces, UNREAD_DENSE_WEIGHT when it needs more tokens than there are characters, i.e. it splits
-    the script below the character level (Hangul into jamo for the English-only MiniLM). Its vectors
-    then carry little meaning: on tests/data/korean-qa.json MiniLM alone finds the answer for 1 question
-    in 6, and equal-weight fusion pulled BM25's 0.95 down to 0.85 (measured)."""
+    """How far to trust the dense leg for this query. Korean: the weight measured for this embedder
+    on a probe set (rag/probe.py). Other text: 1.0 when the embedder's tokenizer reads it in word
+    pieces, UNREAD_DENSE_WEIGHT when it needs more tokens than there are characters, i.e. it splits
+    the script below the character level: its vectors then carry little meaning."""
+    letters = [c for c in query if c.isalpha()]
+    if letters and sum("\uac00" <= c <= "\ud7a3" for c in letters) * 2 >= len(letters):
+        if hasattr(embedder, "embed_queries"):
+            return probe.korean_weight(embedder)
     chars = sum(not c.isspace() for c in query)
     count = getattr(embedder, "count_tokens", None)
     if not chars or count is None:
@@ -52,7 +55,7 @@ def search(
     legs: list[tuple[str, float, list[Hit]]] = []
     if mode in ("hybrid", "dense"):
         if vector is None:
-            vector = embedder.embed_batch([query])[0]
+            vector = embedder.embed_queries([query])[0]
         weight = dense_weight(embedder, query) if mode == "hybrid" else 1.0
         legs.append(("dense", weight, [h for h in store.search(vector, n) if h.score >= MIN_SCORE]))
     if mode in ("hybrid", "lexical"):

@@ -57,3 +57,42 @@ def test_other_module_stacks_go_through_sentence_transformers(tmp_path):
     vectors = loaded.embed_batch(TEXTS[:2])
     assert vectors.shape == (2, 64) and loaded.dim == 64
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_declared_prompts_become_query_and_passage_prefixes(tmp_path, embedder):
+    """A retrieval model trained with "query: " / "passage: " (multilingual-e5) gets them from its
+    config_sentence_transformers.json; EMBED_*_PREFIX overrides; the prefixes are part of the id."""
+    import json
+    import shutil
+
+    from rag.config import default_embed_model
+    from rag.embeddings import find_model_dir, load_embedder
+
+    model_dir = tmp_path / "e5-like"
+    shutil.copytree(find_model_dir(default_embed_model()), model_dir)
+    config = json.loads((model_dir / "config_sentence_transformers.json").read_text())
+    config["prompts"] = {"query": "query: ", "passage": "passage: "}
+    (model_dir / "config_sentence_transformers.json").write_text(json.dumps(config))
+    e5 = load_embedder(model_dir)
+    assert (e5.query_prefix, e5.passage_prefix) == ("query: ", "passage: ")
+    assert e5.max_tokens == embedder.max_tokens - embedder.count_tokens(["passage: "])[0]
+    text = ["How many vacation days do new staff get?"]
+    assert np.allclose(e5.embed_queries(text), embedder.embed_batch(["query: " + text[0]]), atol=1e-5)
+    assert np.allclose(e5.embed_batch(text), embedder.embed_batch(["passage: " + text[0]]), atol=1e-5)
+    assert not np.allclose(e5.embed_queries(text), e5.embed_batch(text), atol=1e-3)
+    plain = load_embedder(model_dir, query_prefix="", passage_prefix="")  # EMBED_*_PREFIX="" turns them off
+    assert np.allclose(plain.embed_queries(text), embedder.embed_batch(text), atol=1e-5)
+    assert len({e5.id, plain.id, embedder.id}) == 3  # an index built with other prefixes is refused
+    assert embedder.query_prefix == embedder.passage_prefix == ""  # MiniLM declares none
+
+
+def test_korean_dense_weight_is_measured_on_the_embedder(embedder):
+    """MiniLM reads Hangul as jamo: on the probe its Korean vectors rank far below keywords, so the
+    dense leg gets a low weight for Korean questions; English keeps full weight."""
+    from rag import probe, retrieve
+
+    dense, keywords = probe.probe_mrr(embedder)
+    assert dense < 0.4 < 0.6 < keywords
+    weight = retrieve.dense_weight(embedder, "연차 휴가는 며칠인가요?")
+    assert weight == probe.korean_weight(embedder) and 0.1 <= weight <= 0.5
+    assert retrieve.dense_weight(embedder, "How many vacation days?") == 1.0

@@ -1,7 +1,7 @@
 import pytest
 
 from rag import loaders
-from rag.chunking import chunk_sections, sentence_spans
+from rag.chunking import chunk_sections, embedder_read, sentence_spans
 from rag.errors import IngestError
 from rag.index import IndexStore
 from rag.ingest import ingest
@@ -64,15 +64,33 @@ def test_chunks_respect_the_embedder_limit_and_overlap(embedder):
     sentences = [f"Sentence number {i} talks about topic {i * 7} in some detail." for i in range(200)]
     run_on = "word " * 2000  # one sentence far longer than any chunk
     sections = [loaders.Section(1, " ".join(sentences)), loaders.Section(2, run_on)]
-    chunks = chunk_sections(sections, embedder, 120, 30)
-    counts = embedder.count_tokens([c.text for c in chunks])
-    assert max(counts) <= 120 and len(chunks) > 10
+    chunks = chunk_sections(sections, embedder, 500, 120)
+    assert max(len(c.text) for c in chunks) <= 500 and len(chunks) > 10
     page1 = [c for c in chunks if c.page == 1]
     assert any(s in page1[1].text for s in page1[0].text.split(". ")[-2:])  # shared sentence(s)
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
     assert all(sections[c.page - 1].text[c.start : c.end] == c.text for c in chunks)
-    huge = chunk_sections([loaders.Section(None, "x " * 5000)], embedder, 8000, 0)  # CHUNK_TOKENS above the limit
+    assert embedder_read(chunks) == 1.0
+    # CHUNK_CHARS far above the embedder's window: English chunks still fit it, nothing is truncated
+    huge = chunk_sections([loaders.Section(None, " ".join(sentences))], embedder, 8000, 0)
     assert max(embedder.count_tokens([c.text for c in huge])) <= embedder.max_tokens
+    assert len(huge[0].text) > 900 and embedder_read(huge) == 1.0
+
+
+def test_korean_chunks_keep_their_size_and_say_what_the_embedder_reads(embedder):
+    """MiniLM splits Hangul into jamo (more tokens than characters): a 900-character Korean chunk
+    would be ~80 characters under its token window, so it keeps its size and reports the cut."""
+    sentence = "연차 휴가는 입사 후 1년이 지나면 매년 열닷새가 부여되며 팀장의 승인을 받아야 한다."
+    text = " ".join(f"{i}번 조항: {sentence}" for i in range(60))
+    chunks = chunk_sections([loaders.Section(None, text)], embedder, 900, 150)
+    assert all(len(c.text) <= 900 for c in chunks) and len(chunks[0].text) > 800
+    assert all(text[c.start : c.end] == c.text for c in chunks)
+    assert embedder.count_tokens([chunks[0].text])[0] > embedder.max_tokens  # more than its window holds
+    assert 0.05 < embedder_read(chunks) < 0.5
+    assert chunks[0].read > 0 and chunks[0].text[: chunks[0].read].endswith(chunks[0].text[chunks[0].read - 1])
+    # one Korean run-on sentence longer than a chunk is cut into pieces, at spaces
+    long = chunk_sections([loaders.Section(None, ("가나다라 " * 600).strip())], embedder, 900, 150)
+    assert all(len(c.text) <= 900 and not c.text.startswith(" ") for c in long) and len(long) >= 3
 
 
 def test_corrupt_pdf_among_good_files(tmp_path, embedder, corpus):
@@ -81,7 +99,7 @@ def test_corrupt_pdf_among_good_files(tmp_path, embedder, corpus):
     bad.write_bytes(b"%PDF-1.4 broken beyond repair")
     store = IndexStore(tmp_path / "index")
     progress = []
-    report = ingest([folder, bad], embedder, store, 200, 40, lambda d, t, n: progress.append((d, t, n)))
+    report = ingest([folder, bad], embedder, store, 900, 150, lambda d, t, n: progress.append((d, t, n)))
     statuses = {r.path.split("/")[-1]: r.status for r in report.results}
     assert statuses["bad.pdf"] == "error" and "bad.pdf" in report.errors[0].message
     assert all(statuses[f[0].name] == "added" for f in files.values())
@@ -92,11 +110,11 @@ def test_unchanged_files_add_nothing_and_changed_files_replace(tmp_path, embedde
     doc = tmp_path / "policy.txt"
     doc.write_text(FILLER + "Holidays are booked through the HR portal.")
     store = IndexStore(tmp_path / "index")
-    first = ingest([doc], embedder, store, 200, 40)
-    again = ingest([doc], embedder, store, 200, 40)
+    first = ingest([doc], embedder, store, 900, 150)
+    again = ingest([doc], embedder, store, 900, 150)
     assert again.results[0].status == "unchanged" and again.version == first.version
     doc.write_text(FILLER + "Holidays are now booked by email to the office manager.")
-    third = ingest([doc], embedder, store, 200, 40)
+    third = ingest([doc], embedder, store, 900, 150)
     assert third.results[0].status == "replaced" and len(store.documents()) == 1
     texts = [h.text for h in store.search(embedder.embed_batch(["how are holidays booked"])[0], 5)]
     assert any("email" in t for t in texts) and not any("HR portal" in t for t in texts)
@@ -105,6 +123,6 @@ def test_unchanged_files_add_nothing_and_changed_files_replace(tmp_path, embedde
 def test_pdf_page_numbers_survive_to_the_index(tmp_path, embedder):
     pdf = make_pdf(tmp_path / "m.pdf", ["Intro page about nothing much.", "The vault code is QUILLHARBOR."])
     store = IndexStore(tmp_path / "index")
-    ingest([pdf], embedder, store, 200, 40)
+    ingest([pdf], embedder, store, 900, 150)
     hit = store.search(embedder.embed_batch(["what is the vault code"])[0], 1)[0]
     assert "QUILLHARBOR" in hit.text and hit.page == 2 and hit.source == "m.pdf"

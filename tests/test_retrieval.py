@@ -31,7 +31,7 @@ def store(tmp_path, embedder):
     for name, text in KOREAN.items():
         (folder / name).write_text(text)
     s = IndexStore(tmp_path / "index")
-    ingest([folder], embedder, s, 200, 40)
+    ingest([folder], embedder, s, 900, 150)
     return s
 
 
@@ -100,7 +100,7 @@ def test_an_index_from_before_the_lexical_leg_is_filled_at_the_next_commit(store
     assert old.lexical_search(fts_query("휴가"), 3) == []  # dense still works meanwhile
     extra = tmp_path / "extra.md"
     extra.write_text("도서관은 매주 월요일에 쉰다.")
-    ingest([extra], embedder, old, 200, 40)
+    ingest([extra], embedder, old, 900, 150)
     assert old.lexical_search(fts_query("휴가는"), 3)[0].source == "leave.md"
 
 

@@ -68,7 +68,7 @@ def base(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("crash")
     store = IndexStore(root / "index")
     for path in write_docs(root / "base", BASE_DOCS):
-        ingest([path], embedder, store, 200, 40)
+        ingest([path], embedder, store, 900, 150)
     return root, write_docs(root / "new", NEW_DOCS)
 
 

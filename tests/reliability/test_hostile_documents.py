@@ -35,9 +35,9 @@ def hostile(tmp_path_factory):
 
 def test_batch_of_hostile_files(hostile, embedder, tmp_path):
     store = IndexStore(tmp_path / "index")
-    ingest([hostile["good.pdf"]], embedder, store, 200, 40)  # warm up: the first embedding allocates
+    ingest([hostile["good.pdf"]], embedder, store, 900, 150)  # warm up: the first embedding allocates
     rss_before = psutil.Process().memory_info().rss
-    report = ingest(list(hostile.values()), embedder, store, 200, 40)
+    report = ingest(list(hostile.values()), embedder, store, 900, 150)
     grown_mb = (psutil.Process().memory_info().rss - rss_before) / 2**20
     by_name = {os.path.basename(r.path): r for r in report.results}
     for name, (status, words) in EXPECTED.items():
@@ -80,6 +80,6 @@ def test_time_cap_stops_the_parser_and_the_next_file_still_parses(tmp_path, host
 def test_a_fifo_in_a_batch_is_refused_without_blocking(tmp_path, embedder, hostile):
     fifo = tmp_path / "pipe.md"
     os.mkfifo(fifo)
-    report = ingest([fifo, hostile["good.pdf"]], embedder, IndexStore(tmp_path / "index"), 200, 40)
+    report = ingest([fifo, hostile["good.pdf"]], embedder, IndexStore(tmp_path / "index"), 900, 150)
     assert [r.status for r in report.results] == ["error", "added"]
     assert "not a regular file" in report.results[0].message

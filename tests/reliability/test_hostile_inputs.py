@@ -54,7 +54,7 @@ def test_a_stray_byte_file_is_still_found_by_its_words(tmp_path, embedder):
     path = tmp_path / "소방훈련.txt"
     path.write_bytes(KOREAN[:300].encode() + b"\xe9" + KOREAN[300:].encode())
     store = IndexStore(tmp_path / "index")
-    report = ingest([path], embedder, store, 200, 40)
+    report = ingest([path], embedder, store, 900, 150)
     assert not report.errors
     hits = retrieve.search(embedder, store, "훈련 책임자는 누구인가", 3, mode="lexical")
     assert hits and "김민수 과장" in hits[0].text and "Ã" not in hits[0].text
@@ -81,7 +81,7 @@ def test_renamed_binaries_are_refused_in_a_batch_and_the_rest_goes_in(tmp_path, 
     (folder / "program.txt").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(200))
     (folder / "archive.pdf").write_bytes(b"PK\x03\x04" + bytes(100))
     (folder / "real.md").write_text("# Parking\nPermits are renewed in JUNIPERGATE week.\n")
-    report = ingest([folder], embedder, IndexStore(tmp_path / "index"), 200, 40)
+    report = ingest([folder], embedder, IndexStore(tmp_path / "index"), 900, 150)
     by_name = {os.path.basename(r.path): r for r in report.results}
     assert by_name["real.md"].status == "added"
     assert "a PNG image, not text" in by_name["image.md"].message

@@ -1,0 +1,65 @@
+"""How far the dense leg is trusted on Korean, measured on the configured embedder, not assumed.
+
+Once per embedder (on the first Korean question) the 24 question/passage pairs of
+data/probe-ko.json, whose questions paraphrase their passages, are ranked two ways: by the
+embedder (cosine of query and passage embeddings, with their prefixes) and by keyword overlap
+(IDF-weighted shared lexical tokens, what the BM25 leg sees). The dense leg's weight in the hybrid
+fusion is the ratio of the two mean reciprocal ranks, between MIN_WEIGHT and 1: the English-only
+MiniLM, which reads Hangul as jamo, measures ~0.3 (its Korean vectors found the answer for 1 question
+in 11 on tests/data/korean-long.json); a multilingual embedder that ranks the pairs as well as
+keywords do gets 1.0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from pathlib import Path
+
+from . import lexical
+
+PROBE = Path(__file__).with_name("data") / "probe-ko.json"
+MIN_WEIGHT = 0.1
+log = logging.getLogger(__name__)
+_measured: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+def korean_weight(embedder) -> float:
+    """The measured weight of `embedder`'s leg for Korean questions (cached by embedder id)."""
+    with _lock:
+        if embedder.id not in _measured:
+            dense, keywords = probe_mrr(embedder)
+            _measured[embedder.id] = round(min(1.0, max(MIN_WEIGHT, dense / keywords)), 2)
+            log.info(
+                "Korean probe for %s: dense MRR %.2f, keyword MRR %.2f -> dense weight %.2f",
+                embedder.id,
+                dense,
+                keywords,
+                _measured[embedder.id],
+            )
+        return _measured[embedder.id]
+
+
+def probe_mrr(embedder) -> tuple[float, float]:
+    """(dense MRR, keyword MRR) of the probe pairs: each question ranks all passages."""
+    pairs = json.loads(PROBE.read_text(encoding="utf-8"))["pairs"]
+    questions, passages = [q for q, _ in pairs], [p for _, p in pairs]
+    q_vectors = embedder.embed_queries(questions)
+    p_vectors = embedder.embed_batch(passages)
+    dense = [[float(q @ p) for p in p_vectors] for q in q_vectors]
+    docs = [set(lexical.tokens(p)) for p in passages]
+    idf = {t: math.log(1 + len(docs) / sum(t in d for d in docs)) for d in docs for t in d}
+    keyword = [
+        [sum(idf[t] for t in set(lexical.tokens(q)) - lexical.STOPWORDS if t in d) for d in docs] for q in questions
+    ]
+    return _mrr(dense), _mrr(keyword)
+
+
+def _mrr(scores: list[list[float]]) -> float:
+    """Mean reciprocal rank of passage i for question i (ties rank against it)."""
+    return sum(
+        1 / (1 + sum(s > row[i] or (s == row[i] and j != i) for j, s in enumerate(row))) for i, row in enumerate(scores)
+    ) / len(scores)
