@@ -57,7 +57,8 @@ def search(
         if vector is None:
             vector = embedder.embed_queries([query])[0]
         weight = dense_weight(embedder, query) if mode == "hybrid" else 1.0
-        legs.append(("dense", weight, [h for h in store.search(vector, n) if h.score >= MIN_SCORE]))
+        if weight > 0:  # 0: measured useless for this language (rag/probe.py)
+            legs.append(("dense", weight, [h for h in store.search(vector, n) if h.score >= MIN_SCORE]))
     if mode in ("hybrid", "lexical"):
         legs.append(("BM25", 1.0, store.lexical_search(lexical.fts_query(query), n)))
         if context:
