@@ -10,7 +10,7 @@ import streamlit as st
 from rag import SAMPLE_GUIDE, Engine, RagError, Settings
 
 log = logging.getLogger(__name__)
-EMBEDDER_DELAY_S = 2.0
+LOAD_DELAY_S = 2.0
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,22 +22,23 @@ def get_engine() -> Engine:
 def start_loading(engine: Engine) -> None:
     """Start loading the engine's parts in background threads (once per engine).
 
-    The model (llama.cpp, mostly outside the GIL) and the index start at once. The embedder's torch
-    import is CPU-bound and holds the GIL: on 2 cores it slowed the browser's fetch of the page by
-    ~0.5 s, so it starts EMBEDDER_DELAY_S later, after the page is drawn, followed by the bundled
-    sample. A question asked before then loads what it needs on demand."""
+    The index starts at once. The embedder's torch import is CPU-bound and holds the GIL: on 2 cores
+    it slowed the browser's fetch of the page by ~0.5 s; the model's first load runs a crash-probe
+    child process and llama.cpp's load, which compete with the browser for the same cores. Both start
+    LOAD_DELAY_S later, once the page is drawn (the model first), followed by the bundled sample.
+    A question asked before then loads what it needs on demand."""
     with _once_lock:
         if engine in _started:
             return
         _started.add(engine)
-    engine.start(("index", "model"))
-    timer = threading.Timer(EMBEDDER_DELAY_S, _load_embedder_and_sample, args=(engine,))
+    engine.start(("index",))
+    timer = threading.Timer(LOAD_DELAY_S, _load_model_embedder_and_sample, args=(engine,))
     timer.daemon = True
     timer.start()
 
 
-def _load_embedder_and_sample(engine: Engine) -> None:
-    engine.start(("embedder",))
+def _load_model_embedder_and_sample(engine: Engine) -> None:
+    engine.start(("model", "embedder"))
     _offer_sample(engine)
 
 
