@@ -114,7 +114,7 @@ class Pipeline:
         """The grounding gate's answer: no guess, the closest passages instead."""
         passages = retrieve.numbered(q.hits[:3])
         yield Hits(passages)
-        yield Token(answer := nothing_found_answer(passages))
+        yield Token(answer := nothing_found_answer(passages, q.text))
         yield Done(
             answer,
             reason=f"no passage covers the question (support {q.support:.2f} < GROUNDING_MIN "
@@ -141,7 +141,7 @@ class Pipeline:
 
     def retrieval_only(self, q: Question, reason: str) -> Iterator:
         passages = retrieve.numbered(q.hits[:3])
-        answer = retrieve.retrieval_only_answer(passages, reason)
+        answer = retrieve.retrieval_only_answer(passages, reason, q.text)
         yield Hits(passages)
         yield Token(answer)
         yield Done(
@@ -272,7 +272,7 @@ class Pipeline:
         if complete and (unsupported or off_question) and not grounding.abstains(answer):
             extra["draft"], extra["dropped_sentences"] = answer, checked.dropped
             extra["withdrawn"], extra["off_question"] = off_question or not checked.text, off_question
-            answer = nothing_found_answer(built.citations[:3]) if extra["withdrawn"] else checked.text
+            answer = nothing_found_answer(built.citations[:3], q.text) if extra["withdrawn"] else checked.text
             reason = (
                 "the model's answer was withdrawn: none of its sentences is found in the passages"
                 f" (ANSWER_CHECK_MIN {s.answer_check:g})"
@@ -316,11 +316,11 @@ def sources_of(answer: str, question: str, passages: list[Passage]) -> tuple[lis
     return ([n], n) if n is not None else ([], None)
 
 
-def nothing_found_answer(passages: list[Passage]) -> str:
+def nothing_found_answer(passages: list[Passage], question: str = "") -> str:
     """ "I found nothing about this in your documents", quoting the closest passages (with their numbers)."""
     if not passages:
         return grounding.NOTHING_FOUND
-    return grounding.NOTHING_FOUND + " The closest passages:\n\n" + retrieve.quote_passages(passages)
+    return grounding.NOTHING_FOUND + " The closest passages:\n\n" + retrieve.quote_passages(passages, question=question)
 
 
 def search_query(question: str, history: list[dict]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from . import lexical, probe
+from .chunking import sentence_spans
 from .config import RetrievalMode
 from .embeddings import Embedder
 from .index import Hit, IndexStore
@@ -91,23 +92,37 @@ def fuse(legs: list[tuple[str, float, list[Hit]]], k: int) -> list[Hit]:
     ]
 
 
-def retrieval_only_answer(passages: list[Passage], reason: str) -> str:
-    """Markdown quoting the passages with their citation numbers."""
+def retrieval_only_answer(passages: list[Passage], reason: str, question: str = "") -> str:
+    """Markdown quoting the passages with their citation numbers (the part about `question`)."""
     head = f"**Retrieval only** — {reason}. The most relevant passages from your documents:\n\n"
     if not passages:
         return head.replace("The most relevant passages from your documents:", "Nothing relevant was found.")
-    return head + quote_passages(passages)
+    return head + quote_passages(passages, question=question)
 
 
-def quote_passages(passages: list[Passage], limit: int = 400) -> str:
-    """Each passage as '[n] *source*: text', cut at `limit` characters on a word boundary."""
+def quote_passages(passages: list[Passage], limit: int = 400, question: str = "") -> str:
+    """Each passage as '[n] *source*: text'. A passage longer than `limit` characters is quoted from
+    the sentence sharing most words with `question` (its start without one), cut on a word boundary."""
     parts = []
     for p in passages:
         text = " ".join(p.text.split())
         if len(text) > limit:
-            text = text[:limit].rsplit(" ", 1)[0] + " …"
+            start = _best_sentence(text, question)
+            lead = "… " if start else ""
+            text = lead + text[start : start + limit].rsplit(" ", 1)[0] + " …"
         parts.append(f"[{p.n}] *{cite_label(p)}*: {text}")
     return "\n\n".join(parts)
+
+
+def _best_sentence(text: str, question: str) -> int:
+    """Start of the sentence of `text` with most of the question's lexical tokens (0 when none)."""
+    wanted = set(lexical.tokens(question)) - lexical.STOPWORDS
+    best, start = 0, 0
+    for s, e in sentence_spans(text):
+        score = len(wanted & set(lexical.tokens(text[s:e])))
+        if score > best:
+            best, start = score, s
+    return start
 
 
 def numbered(hits: list[Hit]) -> list[Passage]:

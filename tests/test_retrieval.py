@@ -165,3 +165,17 @@ def test_long_korean_documents_keep_what_chunking_in_characters_gained(embedder)
     assert result["questions"] == 500 and result["documents"] == 50
     assert by_mode["hybrid"]["answer_recall"] >= max(0.85, by_mode["lexical"]["answer_recall"])
     assert by_mode["hybrid"]["document_recall"] >= 0.99
+
+
+def test_a_long_passage_is_quoted_from_the_sentence_about_the_question():
+    """Chunks are ~900 characters; a retrieval-only or "nothing found" quote shows 400 of them, from
+    the sentence that shares most words with the question."""
+    from rag.prompt import Passage
+
+    filler = " ".join(f"Section {i} covers general office matters in detail." for i in range(12))
+    text = filler + " The espresso machine is descaled every Friday by the facilities team. " + filler
+    quoted = retrieve.quote_passages([Passage(1, "coffee.md", None, text)], question="When is the espresso descaled?")
+    assert quoted.startswith("[1] *coffee.md*: … The espresso machine is descaled every Friday")
+    assert len(quoted) < 460
+    plain = retrieve.quote_passages([Passage(1, "coffee.md", None, text)])
+    assert "descaled" not in plain and plain.startswith("[1] *coffee.md*: Section 0")

@@ -58,7 +58,9 @@ def test_attacks_in_passages_and_questions_stay_inside_their_turn(llm):
 def test_ui_shows_hostile_passages_as_text(tmp_path, monkeypatch):
     """Retrieval-only answers quote the passages: no raw HTML and no remote image in what is drawn."""
     doc = tmp_path / "hostile.md"
-    doc.write_text("\n\n".join(f"Notice {i}: the QUARTZHERON policy says {a}" for i, a in enumerate(ATTACKS)))
+    # the HTML and image attacks first: a retrieval-only quote shows a long passage's first 400 characters
+    notices = [f"Notice {i}: the QUARTZHERON policy says {a}" for i, a in enumerate(ATTACKS)]
+    doc.write_text("\n\n".join(reversed(notices)))
     st.cache_resource.clear()
     try:
         at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60).run()
