@@ -157,7 +157,8 @@ def test_eval_command(tmp_path):
 def test_long_korean_documents_keep_what_chunking_in_characters_gained(embedder):
     """tests/data/korean-long.json (50 documents of 2.5-10k characters, 500 paraphrased questions):
     900-character chunks found the answer for 0.872 of the questions (chunks of 200 MiniLM tokens,
-    ~80 Korean characters: 0.394, counted in any document); hybrid never falls below the lexical leg (docs/retrieval.md)."""
+    ~80 Korean characters: 0.394, counted in any document); hybrid never falls below the lexical
+    leg (docs/retrieval.md)."""
     from rag.evaluate import evaluate
 
     result = evaluate(PROJECT_ROOT / "tests" / "data" / "korean-long.json", embedder, k=5)
