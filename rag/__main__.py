@@ -43,8 +43,8 @@ def cmd_ingest(args) -> int:
         else:
             print(f"{r.status:9} {r.chunks:5} chunks  {printable(r.path)}")
     print(f"index {report.version}: {report.chunks_added} chunks added, {len(report.errors)} file(s) failed")
-    if report.read_note():
-        print(report.read_note())
+    if note := report.read_note():
+        print(note)
     return 1 if report.errors and len(report.errors) == len(report.results) else 0
 
 

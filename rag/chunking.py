@@ -50,10 +50,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def reads_words(embedder: Embedder, text: str) -> bool:
-    """Whether the embedder's tokenizer reads `text` in word pieces: no more tokens than characters."""
+def reads_words(embedder: Embedder, text: str, n_tokens: int | None = None) -> bool:
+    """Whether the embedder's tokenizer reads `text` in word pieces: no more tokens than characters.
+    `n_tokens`: the text's token count when already known."""
     chars = sum(not c.isspace() for c in text)
-    return not chars or embedder.count_tokens([text])[0] <= chars
+    if not chars:
+        return True
+    return (embedder.count_tokens([text])[0] if n_tokens is None else n_tokens) <= chars
 
 
 def _token_windows(embedder: Embedder, text: str, start: int, limit: int, overlap: int) -> list[tuple[int, int]]:
@@ -86,19 +89,19 @@ def _char_windows(text: str, start: int, limit: int, overlap: int) -> list[tuple
     return spans
 
 
-def _pack(sizes: list[tuple[int, int, int, int]], limits: tuple[int, int], overlap: int):
-    """Greedy packing of sentences (start, end, chars, tokens) under (chars, tokens) limits; whole
+def _pack(sizes: list[tuple[int, int, int]], limits: tuple[int, int], overlap: int):
+    """Greedy packing of sentences (start, end, tokens) under (characters, tokens) limits; whole
     trailing sentences of up to `overlap` characters are carried into the next chunk."""
     chunks: list[tuple[int, int]] = []
-    current: list[tuple[int, int, int, int]] = []
+    current: list[tuple[int, int, int]] = []
 
     def fits(items, extra) -> bool:  # characters from the first sentence's start to the new one's end
-        return extra[1] - items[0][0] <= limits[0] and sum(it[3] for it in items) + extra[3] <= limits[1]
+        return extra[1] - items[0][0] <= limits[0] and sum(it[2] for it in items) + extra[2] <= limits[1]
 
     for item in sizes:
         if current and not fits(current, item):
             chunks.append((current[0][0], current[-1][1]))
-            kept: list[tuple[int, int, int, int]] = []
+            kept: list[tuple[int, int, int]] = []
             for prev in reversed(current):
                 if (kept[-1][1] if kept else prev[1]) - prev[0] > overlap or not fits([prev, *kept], item):
                     break
@@ -110,22 +113,24 @@ def _pack(sizes: list[tuple[int, int, int, int]], limits: tuple[int, int], overl
     return chunks
 
 
-def _section_spans(embedder: Embedder, text: str, size: int, overlap: int, token_cap: int | None):
-    """(start, end) of the chunks of one section; `token_cap` None: no limit in embedder tokens."""
+def _section_spans(embedder: Embedder, text: str, size: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) of the chunks of one section: within `size` characters, and within the embedder's
+    window too when it reads the section in word pieces."""
     spans = sentence_spans(text)
-    cap = token_cap or 1 << 30
-    tokens = embedder.count_tokens([text[s:e] for s, e in spans]) if token_cap else [0] * len(spans)
+    tokens = embedder.count_tokens([text[s:e] for s, e in spans])
+    reading = reads_words(embedder, text, sum(tokens))
+    cap = embedder.max_tokens if reading else 1 << 30
     chunks: list[tuple[int, int]] = []
-    run: list[tuple[int, int, int, int]] = []
+    run: list[tuple[int, int, int]] = []
     for (start, end), n in zip(spans, tokens):
         if end - start <= size and n <= cap:
-            run.append((start, end, end - start, n))
+            run.append((start, end, n))
             continue
         # a sentence longer than a chunk: cut into windows, each a chunk of its own
         chunks += _pack(run, (size, cap), overlap)
         run = []
         pieces = _char_windows(text[start:end], start, size, overlap)
-        if token_cap:
+        if reading:
             step_back = min(overlap // 4, cap // 2)
             pieces = [w for s, e in pieces for w in _token_windows(embedder, text[s:e], s, cap, step_back)]
         chunks += pieces
@@ -138,8 +143,7 @@ def chunk_sections(sections, embedder: Embedder, size: int, overlap: int) -> lis
     overlap = min(overlap, size // 2)
     chunks: list[Chunk] = []
     for section in sections:
-        cap = embedder.max_tokens if reads_words(embedder, section.text) else None
-        for start, end in _section_spans(embedder, section.text, size, overlap, cap):
+        for start, end in _section_spans(embedder, section.text, size, overlap):
             chunks.append(Chunk(section.text[start:end], section.page, start, end))
     # token counts are not strictly additive across sentences: cut what overflows a reading embedder,
     # and record how much of the rest it reads
@@ -148,7 +152,7 @@ def chunk_sections(sections, embedder: Embedder, size: int, overlap: int) -> lis
     for chunk, n in zip(chunks, counts):
         if n <= embedder.max_tokens:
             checked.append(chunk)
-        elif reads_words(embedder, chunk.text):
+        elif reads_words(embedder, chunk.text, n):
             for s, e in _token_windows(embedder, chunk.text, 0, embedder.max_tokens, 0):
                 checked.append(Chunk(chunk.text[s:e], chunk.page, chunk.start + s, chunk.start + e))
         else:

@@ -172,8 +172,8 @@ class Engine:
                 continue
             self.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
             notes.append(UploadNote(False, result.message if result.status == "error" else f"{label}: already indexed"))
-        if report.read_note():
-            notes.append(UploadNote(True, report.read_note()))
+        if note := report.read_note():
+            notes.append(UploadNote(True, note))
         return notes
 
     def documents(self) -> DocumentList:

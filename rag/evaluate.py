@@ -102,7 +102,7 @@ def evaluate(
         questions = load_squad(qa_path, docs)
         store = IndexStore(Path(tmp) / "index")
         began = time.perf_counter()
-        report = ingest([docs], embedder, store, chunk_chars, min(chunk_overlap, chunk_chars - 1))
+        report = ingest([docs], embedder, store, chunk_chars, chunk_overlap)
         ingest_s = time.perf_counter() - began
         if report.errors:
             raise RagError("; ".join(r.message for r in report.errors))

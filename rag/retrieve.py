@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import lexical, probe
-from .chunking import sentence_spans
+from . import grounding, lexical, probe
+from .chunking import reads_words, sentence_spans
 from .config import RetrievalMode
 from .embeddings import Embedder
 from .index import Hit, IndexStore
@@ -32,11 +32,9 @@ def dense_weight(embedder: Embedder, query: str) -> float:
     if letters and sum("\uac00" <= c <= "\ud7a3" for c in letters) * 2 >= len(letters):
         if hasattr(embedder, "embed_queries"):
             return probe.korean_weight(embedder)
-    chars = sum(not c.isspace() for c in query)
-    count = getattr(embedder, "count_tokens", None)
-    if not chars or count is None:
+    if getattr(embedder, "count_tokens", None) is None:
         return 1.0
-    return 1.0 if count([query])[0] <= chars else UNREAD_DENSE_WEIGHT
+    return 1.0 if reads_words(embedder, query) else UNREAD_DENSE_WEIGHT
 
 
 def search(
@@ -115,11 +113,10 @@ def quote_passages(passages: list[Passage], limit: int = 400, question: str = ""
 
 
 def _best_sentence(text: str, question: str) -> int:
-    """Start of the sentence of `text` with most of the question's lexical tokens (0 when none)."""
-    wanted = set(lexical.tokens(question)) - lexical.STOPWORDS
-    best, start = 0, 0
+    """Start of the sentence of `text` that covers most of the question (0 when none covers any)."""
+    best, start = 0.0, 0
     for s, e in sentence_spans(text):
-        score = len(wanted & set(lexical.tokens(text[s:e])))
+        score = grounding.coverage(question, text[s:e]) if question else 0.0
         if score > best:
             best, start = score, s
     return start
