@@ -163,6 +163,25 @@ def chunk_sections(sections, embedder: Embedder, size: int, overlap: int) -> lis
     return checked
 
 
+_SEPARATORS = re.compile(r"[\s_\-.]+")
+_HEADING = re.compile(r"#{1,6}[ \t]+")
+
+
+def document_title(name: str, sections) -> str:
+    """What a document is known by: its file name without the extension, and its first line when that
+    reads as a title (a Markdown heading, or a short line that does not end a sentence), each once.
+    Example: ("hr_handbook.md", "# Hanbit staff handbook\n...") -> "hr handbook / Hanbit staff handbook"."""
+    stem = _SEPARATORS.sub(" ", name.rsplit(".", 1)[0] if "." in name else name).strip()
+    first = next((s.text.strip().split("\n", 1)[0].strip() for s in sections if s.text.strip()), "")
+    heading = bool(_HEADING.match(first))
+    first = _HEADING.sub("", first, count=1).strip()
+    if not first or len(first) > 100 or (not heading and first[-1] in ".!?:;,。"):
+        return stem
+    if _SEPARATORS.sub(" ", first).strip().casefold() == stem.casefold():
+        return first
+    return f"{stem} / {first}" if stem else first
+
+
 def embedder_read(chunks: list[Chunk]) -> float:
     """The share of the chunks' characters their embedder reads (1.0: all of it)."""
     total = sum(len(c.text) for c in chunks)

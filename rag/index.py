@@ -36,17 +36,17 @@ FORMAT = "ai-chat-index/1"
 DATA_FILES = ("index.faiss", "chunks.sqlite")
 SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, path TEXT NOT NULL,
-                        chunks INTEGER NOT NULL, added REAL NOT NULL);
+                        chunks INTEGER NOT NULL, added REAL NOT NULL, title TEXT NOT NULL DEFAULT '');
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
                      ordinal INTEGER NOT NULL, page INTEGER, start INTEGER, end INTEGER, text TEXT NOT NULL);
 CREATE INDEX chunks_doc ON chunks(doc_id);
 """
-# The lexical leg: each chunk's tokens (lexical.py), rowid = chunk id, in the same SQLite file as the
-# chunks, so it is committed, versioned and rolled back with them.
+# The lexical leg: each chunk's tokens with its document's title (lexical.py), rowid = chunk id, in the
+# same SQLite file as the chunks, so it is committed, versioned and rolled back with them.
 FTS_SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 2')"
 )
-LEXICAL = "cjk-bigram-unigram-fts5/1"  # the tokenizer's version, recorded in the manifest
+LEXICAL = "cjk-bigram-unigram-title-fts5/2"  # what the FTS table holds, recorded in the manifest
 
 
 @dataclass
@@ -56,6 +56,7 @@ class NewDocument:
     path: str
     chunks: list  # ingest.Chunk
     vectors: object  # float32 array, one normalised row per chunk
+    title: str = ""  # what the document is known by (chunking.document_title), indexed with each chunk
 
 
 @dataclass
@@ -415,13 +416,7 @@ class IndexStore:
             else:
                 db.executescript(SCHEMA)
                 index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-            if not db.execute("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'").fetchone():
-                db.execute(FTS_SCHEMA)  # an index from before the lexical leg: fill it once
-                rows = db.execute("SELECT id, text FROM chunks").fetchall()
-                db.executemany(
-                    "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
-                    [(i, lexical.document_text(t)) for i, t in rows],
-                )
+            self._upgrade(db, base)
             if delete:
                 marks = ",".join("?" * len(delete))
                 ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
@@ -462,13 +457,32 @@ class IndexStore:
         return manifest
 
     @staticmethod
+    def _upgrade(db, base: _Version | None) -> None:
+        """Bring a copied older version up to this schema: documents get a title column (the file
+        name until the document is added again), and the FTS table is filled, or refilled when it
+        was written by another LEXICAL."""
+        if "title" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
+            db.execute("ALTER TABLE documents ADD COLUMN title TEXT NOT NULL DEFAULT ''")
+            db.execute("UPDATE documents SET title=source")
+        has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'").fetchone()
+        if has_fts and (base is None or base.manifest.get("lexical") == LEXICAL):
+            return
+        db.execute("DROP TABLE IF EXISTS chunks_fts")
+        db.execute(FTS_SCHEMA)
+        rows = db.execute("SELECT c.id, c.text, d.title FROM chunks c JOIN documents d USING(doc_id)").fetchall()
+        db.executemany(
+            "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
+            [(i, lexical.document_text(text, title)) for i, text, title in rows],
+        )
+
+    @staticmethod
     def _add_document(db, index, doc: NewDocument, next_id: int) -> int:
         import numpy as np
 
         ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
         db.execute(
-            "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?)",
-            (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time()),
+            "INSERT OR REPLACE INTO documents(doc_id, source, path, chunks, added, title) VALUES (?,?,?,?,?,?)",
+            (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time(), doc.title),
         )
         db.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
@@ -476,7 +490,7 @@ class IndexStore:
         )
         db.executemany(
             "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
-            [(int(i), lexical.document_text(c.text)) for i, c in zip(ids, doc.chunks)],
+            [(int(i), lexical.document_text(c.text, doc.title)) for i, c in zip(ids, doc.chunks)],
         )
         if len(ids):
             index.add_with_ids(doc.vectors, ids)

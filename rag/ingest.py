@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import failpoints, loaders
-from .chunking import chunk_sections, embedder_read
+from .chunking import chunk_sections, document_title, embedder_read
 from .embeddings import Embedder
 from .errors import IngestError
 from .index import IndexStore, NewDocument
@@ -182,6 +182,6 @@ def _one(
     seen.add(digest)
     key = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")  # storable whatever its bytes
     replaced = store.doc_ids_for_path(key) if store is not None else []
-    doc = NewDocument(digest, label, key, chunks, vectors)
+    doc = NewDocument(digest, label, key, chunks, vectors, document_title(label, sections))
     status = "replaced" if replaced else "added"
     return FileResult(str(path), status, len(chunks), read=embedder_read(chunks)), doc, replaced

@@ -9,7 +9,8 @@
 - Other scripts: words, case-folded, with a light English plural/possessive strip ("policies" ->
   "policy", "rooms" -> "room", "team's" -> "team").
 The same function tokenizes chunks when they are committed (stored space-separated in an SQLite FTS5
-table, see index.py) and questions when they are searched, so both sides always agree.
+table with their document's title, see index.py) and questions when they are searched, so both sides
+always agree.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def tokens(text: str) -> list[str]:
     return out
 
 
-def document_text(text: str) -> str:
-    """What the FTS5 table stores for a chunk: its tokens, space-separated."""
-    return " ".join(tokens(text))
+def document_text(text: str, title: str = "") -> str:
+    """What the FTS5 table stores for a chunk: its document's title and its own tokens, space-separated.
+    The title is there because a chunk deep in a document rarely names what the document is about
+    ("annual leave is 17 days" in the handbook of one of ten companies); see docs/retrieval.md."""
+    return " ".join(tokens(f"{title}\n{text}" if title else text))
 
 
 def fts_query(text: str) -> str:

@@ -9,11 +9,13 @@ import sqlite3
 import pytest
 
 from rag import retrieve
+from rag.chunking import document_title
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import ConfigError
-from rag.index import IndexStore, file_checksum
+from rag.index import LEXICAL, IndexStore, file_checksum
 from rag.ingest import ingest
 from rag.lexical import fts_query, tokens
+from rag.loaders import Section
 
 from .conftest import run_cli
 
@@ -116,6 +118,79 @@ def test_an_index_from_before_the_lexical_leg_is_filled_at_the_next_commit(store
     assert old.lexical_search(fts_query("휴가는"), 3)[0].source == "leave.md"
 
 
+def test_an_index_from_before_document_titles_is_upgraded_at_the_next_commit(store, embedder, tmp_path):
+    """Version 1 of the lexical table held each chunk's own tokens and documents had no title: the next
+    commit adds the column (the file name until a document is added again) and refills the table."""
+    version = store.root / store.version
+    db = sqlite3.connect(version / "chunks.sqlite")
+    db.execute("ALTER TABLE documents DROP COLUMN title")
+    db.execute("DELETE FROM chunks_fts")
+    db.execute("INSERT INTO chunks_fts(rowid, tokens) SELECT id, 'old' FROM chunks")
+    db.commit()
+    db.close()
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
+    manifest["lexical"] = "cjk-bigram-unigram-fts5/1"
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    old = IndexStore(store.root)
+    assert [h.source for h in old.lexical_search(fts_query("old"), 5)]  # read as it is until then
+    extra = tmp_path / "extra.md"
+    extra.write_text("도서관은 매주 월요일에 쉰다.")
+    ingest([extra], embedder, old, 900, 150)
+    assert old.lexical_search(fts_query("old"), 5) == []
+    assert old.lexical_search(fts_query("parking"), 3)[0].source == "parking.md"  # the file name, as title
+    with old.reading() as current:
+        assert current.manifest["lexical"] == LEXICAL
+
+
+def test_a_document_is_known_by_its_file_name_and_its_title_line():
+    heading = [Section(None, "# Hanbit staff handbook\n\nAnnual leave is 17 days.")]
+    assert document_title("hr_handbook.md", heading) == "hr handbook / Hanbit staff handbook"
+    assert document_title("Hanbit-staff-handbook.md", heading) == "Hanbit staff handbook"  # once, not twice
+    short = [Section(1, ""), Section(2, "한빛전자 직원 핸드북\n연차 휴가는 매년 17일이다.")]
+    assert document_title("scan.pdf", short) == "scan / 한빛전자 직원 핸드북"  # first text, any page
+    sentence = [Section(None, "Annual leave is 17 days.\nMore text.")]
+    assert document_title("notes.txt", sentence) == "notes"  # a sentence is not a title
+    assert document_title("notes.txt", [Section(None, "x" * 101)]) == "notes"
+
+
+LOOK_ALIKES = {
+    # the same handbook of three companies: only the name and the title line tell them apart, and the
+    # leave rule sits in a later chunk that does not name the company
+    name: f"# {company} 직원 핸드북\n\n기본 근무 시간은 오전 9시부터 오후 6시까지이다. "
+    + "회의실 예약은 사내 포털에서 한다. 보안 교육은 분기마다 실시한다. " * 12
+    + f"\n\n입사 후 1년이 지난 직원에게는 매년 {days}일의 연차 휴가가 부여된다."
+    for name, company, days in (("a.md", "한빛전자", 17), ("b.md", "새솔물산", 19), ("c.md", "누리통신", 21))
+}
+
+OTHER_TOPICS = {
+    f"topic{i}.md": text
+    for i, text in enumerate(
+        [
+            "도서관은 매주 월요일에 쉬며 평일에는 오후 9시까지 연다.",
+            "주차장은 지하 2층에 있고 방문객은 2시간까지 무료로 주차할 수 있다.",
+            "구내식당은 평일 점심과 저녁에 운영하며 식비의 절반을 회사가 지원한다.",
+            "건강검진은 매년 한 번 지정 병원에서 받으며 비용은 회사가 부담한다.",
+            "출장비는 출장 후 일주일 안에 영수증과 함께 청구한다.",
+            "택배는 1층 안내 데스크에서 받아 각 부서로 전달한다.",
+        ]
+    )
+}
+
+
+def test_a_passage_that_does_not_name_its_document_is_found_by_the_document_title(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name, text in {**LOOK_ALIKES, **KOREAN, **OTHER_TOPICS}.items():
+        (folder / name).write_text(text)
+    store = IndexStore(tmp_path / "index")
+    ingest([folder], embedder, store, 400, 60)
+    assert store.count() >= 6  # the leave rule is in a later chunk than the name
+    for company, days in (("새솔물산", 19), ("누리통신", 21), ("한빛전자", 17)):
+        hits = retrieve.search(embedder, store, f"{company} 연차 휴가는 며칠인가요?", 3)
+        assert f"매년 {days}일" in hits[0].text and company not in hits[0].text
+
+
 def test_korean_eval_set_meets_the_bar(embedder):
     from rag.evaluate import evaluate
 
@@ -156,15 +231,15 @@ def test_eval_command(tmp_path):
 
 def test_long_korean_documents_keep_what_chunking_in_characters_gained(embedder):
     """tests/data/korean-long.json (50 documents of 2.5-10k characters, 500 paraphrased questions):
-    900-character chunks found the answer for 0.872 of the questions (chunks of 200 MiniLM tokens,
-    ~80 Korean characters: 0.394, counted in any document); hybrid never falls below the lexical
-    leg (docs/retrieval.md)."""
+    900-character chunks with their document's title in the lexical leg find the answer for 0.942 of
+    the questions (without the title 0.872; chunks of 200 MiniLM tokens, ~80 Korean characters: 0.394,
+    counted in any document); hybrid never falls below the lexical leg (docs/retrieval.md)."""
     from rag.evaluate import evaluate
 
     result = evaluate(PROJECT_ROOT / "tests" / "data" / "korean-long.json", embedder, k=5)
     by_mode = {m["mode"]: m for m in result["modes"]}
     assert result["questions"] == 500 and result["documents"] == 50
-    assert by_mode["hybrid"]["answer_recall"] >= max(0.85, by_mode["lexical"]["answer_recall"])
+    assert by_mode["hybrid"]["answer_recall"] >= max(0.93, by_mode["lexical"]["answer_recall"])
     assert by_mode["hybrid"]["document_recall"] >= 0.99
 
 
