@@ -28,6 +28,8 @@ _PUBLIC = {
     "DocumentList": "status",
     "UploadNote": "status",
     "BackendStatus": "llm.base",
+    "md_escape": "export",
+    "HistoryError": "errors",
 }
 __all__ = [
     "DEMO_MODEL_NOTE",
@@ -46,13 +48,16 @@ __all__ = [
     "Status",
     "Token",
     "UploadNote",
+    "HistoryError",
+    "md_escape",
 ]
 
 if TYPE_CHECKING:
     from .config import PROJECT_ROOT, SAMPLE_GUIDE, Settings
     from .engine import Engine
-    from .errors import RagError
+    from .errors import HistoryError, RagError
     from .events import Done, Error, Hits, Notice, Status, Token
+    from .export import md_escape
     from .llm.base import BackendStatus
     from .status import DEMO_MODEL_NOTE, DocumentList, EngineStatus, UploadNote
 

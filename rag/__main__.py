@@ -1,4 +1,4 @@
-"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,eval,make-model}.
+"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,chats,eval,make-model}.
 
 Errors print one actionable line (`error: ...`) and exit non-zero; no tracebacks for user errors.
 """
@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -282,6 +283,38 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_chats(args) -> int:
+    """Saved conversations: list [--search], show, export (--format md|json), delete."""
+    from .conversations import SQLiteConversations
+    from .export import to_json, to_markdown
+
+    settings = Settings.from_env()
+    if not settings.history:
+        raise RagError("the conversation history is off (HISTORY=off): nothing is saved")
+    store = SQLiteConversations(settings.data_dir / "conversations.sqlite")
+    if args.action == "list":
+        for s in store.list(args.search, limit=args.limit):
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
+            print(f"{s.id[:8]}  {when}  {s.exchanges:3} exchange(s)  {printable(s.title)}")
+        return 0
+    if not args.id:
+        raise RagError(f"`chats {args.action}` needs a conversation id (the first characters, from `chats list`)")
+    conversation_id = store.resolve(args.id)
+    if args.action == "delete":
+        store.delete(conversation_id)
+        print(f"deleted {conversation_id[:8]}")
+        return 0
+    conv = store.get(conversation_id)
+    assert conv is not None
+    text = to_json(conv) if args.format == "json" else to_markdown(conv)
+    if args.action == "export" and args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:  # to a terminal: a stored question's control characters are shown, not obeyed
+        print("\n".join(printable(line) for line in text.split("\n")), end="")
+    return 0
+
+
 def cmd_make_model(args) -> int:
     from .modelgen import PRESETS, write_model
 
@@ -375,6 +408,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--overlap", type=int, default=-1, help="chunk overlap in characters (default CHUNK_OVERLAP)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+    s = sub.add_parser("chats", help="saved conversations: list, show, export or delete one")
+    s.add_argument("action", choices=["list", "show", "export", "delete"])
+    s.add_argument("id", nargs="?", help="a conversation id, or its first characters (from `chats list`)")
+    s.add_argument("--search", default="", help="with list: only conversations containing this text")
+    s.add_argument("--limit", type=int, default=50, help="with list: at most this many (newest first)")
+    s.add_argument("--format", choices=["md", "json"], default="md", help="with show/export")
+    s.add_argument("-o", "--out", help="with export: write to this file instead of printing")
+    s.set_defaults(func=cmd_chats)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
     s.add_argument("out")
     s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")

@@ -263,6 +263,14 @@ class Settings:
     data_dir: Path = _env(
         "DATA_DIR", _path, None, "`data/`", "Where uploaded files are kept (under generated names) for re-indexing."
     )
+    history: bool = _env(
+        "HISTORY",
+        _bool,
+        True,
+        "true",
+        "Save every exchange in DATA_DIR/conversations.sqlite (listed, searchable and exportable in the sidebar and "
+        "with `rag chats`); false = keep nothing on disk, a conversation lives only in its browser tab.",
+    )
     max_upload_mb: int = _env(
         "MAX_UPLOAD_MB",
         _int(1, 4096),

@@ -22,6 +22,7 @@ from typing import Literal
 
 from .cache import AnswerCache
 from .config import Settings
+from .conversations import ConversationStore, SQLiteConversations
 from .embeddings import Embedder, load_embedder
 from .errors import IngestError, RagError
 from .events import Error
@@ -53,6 +54,10 @@ class Engine:
         )
         self.index: Lazy[IndexStore] = Lazy("index", self._open_index)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
+        # saved conversations (None with HISTORY=off: nothing kept on disk)
+        self.history: ConversationStore | None = (
+            SQLiteConversations(settings.data_dir / "conversations.sqlite") if settings.history else None
+        )
         self.chain = Chain(settings)
         self.pipeline = Pipeline(settings, self.chain, self.cache, self.index, self.embedder, self.gen_params)
         self.memory_history: deque[tuple[float, int, int]] = deque(maxlen=HISTORY_SAMPLES)

@@ -35,3 +35,7 @@ class BackendDown(RagError):
 
 class StreamBroken(RagError):
     """A model server failed after some of the answer arrived; what arrived is shown, never cached."""
+
+
+class HistoryError(RagError):
+    """The conversation history could not be read or written (locked, damaged, disk full); the chat goes on."""

@@ -29,6 +29,7 @@ def isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     (tmp_path / "models").mkdir()
     monkeypatch.setenv("MODELS_DIR", str(tmp_path / "models"))  # empty: no model unless a test sets one
     monkeypatch.setenv("BUNDLED_MODEL", "0")  # nor the bundled demo model (tests that want it say so)

@@ -168,7 +168,7 @@ def test_delete_a_document_and_clear_the_chat(tiny_model, monkeypatch):
     doc = eng.index.get().documents()[0]
     at.sidebar.button(key=f"del-{doc['doc_id']}").click().run()
     assert eng.index.get().documents() == []
-    next(b for b in at.sidebar.button if b.label == "Clear chat").click().run()
+    next(b for b in at.sidebar.button if b.label == "➕ New chat").click().run()
     assert len(at.chat_message) == 0
 
 
@@ -177,9 +177,79 @@ def test_ui_imports_none_of_the_heavy_libraries():
     import sys
 
     code = (
-        "import sys, ui.chat, ui.documents, ui.panel, ui.resources; "
+        "import sys, ui.chat, ui.conversations, ui.documents, ui.panel, ui.resources; "
         "heavy = {'torch', 'sentence_transformers', 'llama_cpp', 'faiss', 'transformers'} & set(sys.modules); "
         "print(sorted(heavy)); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def messages(at) -> list:
+    """Each chat message as the page shows it: text, expander labels, captions."""
+    return [
+        ([m.value for m in msg.markdown], [e.label for e in msg.expander], [c.value for c in msg.caption])
+        for msg in at.chat_message
+    ]
+
+
+def test_a_conversation_is_saved_reopened_after_a_reload_and_continued(tiny_model, monkeypatch):
+    monkeypatch.setenv("MODEL_PATH", str(tiny_model))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    eng = engine()
+    wait_ready(eng, "embedder", "model")
+    at.chat_input[0].set_value("How do I add documents?").run()
+    at.chat_input[0].set_value("And how do I delete one?").run()
+    chat_id = at.query_params["chat"]
+    chat_id = chat_id[0] if isinstance(chat_id, list) else chat_id
+    assert len(eng.history.get(chat_id).exchanges) == 2
+    shown = messages(at)
+    assert len(shown) == 4 and shown[1][1][0].startswith("[1] user\\-guide\\.md")  # sources with the answer
+
+    reloaded = AppTest.from_file(APP, default_timeout=60)  # a reload: a new session, the same URL
+    reloaded.query_params["chat"] = chat_id
+    reloaded.run()
+    assert not reloaded.exception and messages(reloaded) == shown  # answers, sources, captions as they were
+    listed = reloaded.sidebar.button(key=f"conv-{chat_id}")
+    assert listed.label == "How do I add documents?" and listed.proto.type == "primary"  # the open one
+    reloaded.chat_input[0].set_value("Where are uploads stored?").run()
+    assert len(reloaded.chat_message) == 6 and len(eng.history.get(chat_id).exchanges) == 3
+
+    next(b for b in reloaded.sidebar.button if b.label == "➕ New chat").click().run()
+    assert len(reloaded.chat_message) == 0 and "chat" not in reloaded.query_params
+    reloaded.sidebar.button(key=f"conv-{chat_id}").click().run()
+    assert len(reloaded.chat_message) == 6
+    reloaded.sidebar.button(key=f"delete-{chat_id}").click().run()
+    assert eng.history.get(chat_id) is None and len(reloaded.chat_message) == 0
+
+
+def test_a_stored_question_is_shown_as_plain_text_in_the_list():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder")
+    at.chat_input[0].set_value("**bold** <b>tag</b> [link](http://example.com)").run()
+    at.run()
+    labels = [b.label for b in at.sidebar.button if b.key and b.key.startswith("conv-")]
+    assert labels == ["\\*\\*bold\\*\\* \\<b\\>tag\\</b\\> \\[link\\]\\(http://example\\.com\\)"]
+
+
+def test_a_damaged_history_does_not_stop_the_chat(monkeypatch, isolated):
+    history = isolated / "data" / "conversations.sqlite"
+    history.parent.mkdir(parents=True)
+    history.write_bytes(b"not a database " * 100)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder")
+    at.chat_input[0].set_value("What is LOW_VRAM for?").run()
+    assert not at.exception and "Retrieval only" in at.chat_message[-1].markdown[0].value
+    warnings = "\n".join(w.value for w in at.warning)
+    assert "This exchange was not saved" in warnings and "move it aside" in warnings
+    assert history.read_bytes() == b"not a database " * 100
+
+
+def test_history_off_saves_nothing(monkeypatch, isolated):
+    monkeypatch.setenv("HISTORY", "off")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    wait_ready(engine(), "embedder")
+    at.chat_input[0].set_value("What is LOW_VRAM for?").run()
+    assert len(at.chat_message) == 2 and "chat" not in at.query_params
+    assert "History is off" in captions(at)
+    assert not (isolated / "data" / "conversations.sqlite").exists()

@@ -207,3 +207,67 @@ def test_second_tab_sees_its_place_and_stop_keeps_the_partial_answer(slow_model,
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def chat_texts(page) -> list[str]:
+    return [m.inner_text() for m in page.locator('[data-testid="stChatMessage"]').all()]
+
+
+def settled_texts(page, expected: list[str], timeout: float = 20) -> list[str]:
+    """The chat's texts once they equal `expected` (the page draws its messages over a few frames),
+    or as they are at the timeout."""
+    deadline = time.time() + timeout
+    while (texts := chat_texts(page)) != expected and time.time() < deadline:
+        page.wait_for_timeout(200)
+    return texts
+
+
+def test_a_conversation_survives_a_reload_and_a_server_restart(tiny_model, isolated, browser):
+    env = {"MODEL_PATH": str(tiny_model), "TEMPERATURE": "0", "DATA_DIR": str(isolated / "data")}
+    port = free_port()
+    proc = start_server(env, port)
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+        page.get_by_text("Model ready").wait_for(timeout=60_000)
+        page.get_by_text("Embedder ready").wait_for(timeout=60_000)
+        messages = page.locator('[data-testid="stChatMessage"]')
+        ask(page, "How do I add documents?")
+        messages.nth(1).get_by_text("cache miss").wait_for(timeout=90_000)
+        ask(page, "What is the answer cache?")
+        messages.nth(3).get_by_text("cache miss").wait_for(timeout=90_000)
+        page.wait_for_url(re.compile(r"\?chat=[0-9a-f]{32}"))
+        before = chat_texts(page)
+        page.reload()  # the URL names the conversation: it is there again
+        messages.nth(3).get_by_text("cache miss").wait_for(timeout=30_000)
+        assert settled_texts(page, before) == before
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    port = free_port()
+    proc = start_server(env, port)  # a restarted server: nothing of the old process is left
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+        assert page.locator('[data-testid="stChatMessage"]').count() == 0  # a new session starts empty
+        page.get_by_role("button", name="How do I add documents?").click()  # reopened from the list
+        messages = page.locator('[data-testid="stChatMessage"]')
+        messages.nth(3).get_by_text("cache miss").wait_for(timeout=30_000)
+        assert settled_texts(page, before) == before  # both answers, their sources and captions
+        source = messages.nth(1).locator('[data-testid="stExpander"]').first
+        assert "[1] user-guide.md" in source.inner_text()
+        source.click()
+        assert len(source.inner_text()) > 100  # the passage itself
+        page.get_by_text("Model ready").wait_for(timeout=60_000)
+        ask(page, "And how do I delete one?")  # the follow-up continues the conversation
+        messages.nth(5).get_by_text("cache miss").wait_for(timeout=90_000)
+        assert messages.count() == 6
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    from rag.conversations import SQLiteConversations
+
+    saved = SQLiteConversations(isolated / "data" / "conversations.sqlite").list()
+    assert len(saved) == 1 and saved[0].exchanges == 3

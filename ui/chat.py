@@ -1,8 +1,10 @@
-"""The chat: history per browser session, streamed answers with numbered, expandable citations.
+"""The chat: streamed answers with numbered, expandable citations, each exchange saved as it completes.
 
 While the model loads, a question gets the retrieval-only answer at once and then the generated
 answer in the same reply. The Stop button interrupts the stream (a Streamlit rerun); what arrived
-is kept, marked as stopped, and never cached.
+is kept, marked as stopped, and never cached. The tab's messages live in its session state; each
+finished exchange is also saved in the engine's conversation history (unless HISTORY=off), and the
+conversation's id is put in the page's URL (`?chat=...`), so a reload or a restarted server reopens it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 
 import streamlit as st
 
-from rag import Done, Error, Hits, Notice, Status, Token
+from rag import Done, Error, HistoryError, Hits, Notice, Status, Token
 
 from .text import md_escape, safe_markdown, safe_stream
 
@@ -20,6 +22,9 @@ UNWIND_WAIT_S = 5.0
 
 
 def render(engine, question: str | None) -> None:
+    wanted = st.query_params.get("chat")
+    if wanted and wanted != st.session_state.get("conversation") and engine.history is not None:
+        open_conversation(engine, wanted)  # a reload, or a link to a saved conversation
     messages = st.session_state.setdefault("messages", [])
     # Stop (any click) makes Streamlit start a new run at once while the interrupted one is still
     # unwinding; wait for it to store its partial answer before drawing the history.
@@ -181,7 +186,40 @@ def _answer(engine, messages: list[dict], question: str) -> None:
         try:
             _reply(engine, question, history, record, turn)
         finally:
-            _record(messages, record)
+            if _record(messages, record):
+                _save(engine, question, record)
+
+
+def _save(engine, question: str, record: dict) -> None:
+    """Save the exchange in the conversation history; a failure is shown and the chat goes on."""
+    if engine.history is None:
+        return
+    try:
+        conversation = engine.history.add(st.session_state.get("conversation"), question, record)
+    except HistoryError as exc:
+        st.warning(f"This exchange was not saved: {md_escape(str(exc))}")
+        return
+    st.session_state["conversation"] = conversation
+    st.query_params["chat"] = conversation
+
+
+def open_conversation(engine, conversation_id: str) -> None:
+    """Show a saved conversation as it was (answers, sources, citations) and continue it."""
+    try:
+        conv = engine.history.get(conversation_id)
+    except HistoryError as exc:
+        st.session_state["history_notice"] = str(exc)
+        return
+    if conv is None:
+        st.session_state["history_notice"] = "That conversation is not in the history any more."
+        clear()
+        return
+    messages: list[dict] = []
+    for exchange in conv.exchanges:
+        messages += [{"role": "user", "content": exchange.question}, {"role": "assistant", **exchange.record}]
+    st.session_state["messages"] = messages
+    st.session_state["conversation"] = conv.id
+    st.query_params["chat"] = conv.id
 
 
 def _reply(engine, question: str, history: list[dict], record: dict, turn: int) -> None:
@@ -193,11 +231,12 @@ def _reply(engine, question: str, history: list[dict], record: dict, turn: int) 
             _run(engine, question, history, True, record, f"stop-{turn}-b")
 
 
-def _record(messages: list[dict], record: dict) -> None:
-    """Keep the answer in the session history, also when Stop interrupted it."""
+def _record(messages: list[dict], record: dict) -> bool:
+    """Keep the answer in the session history, also when Stop interrupted it; False when nothing
+    arrived to keep."""
     stream: _Stream | None = record.pop("stream", None)
     if stream is None:
-        return
+        return False
     record["content"] = "".join(stream.parts).strip() or (stream.error or "")
     if stream.done is not None and stream.done.extra.get("draft"):
         record["content"], record["draft"] = stream.done.answer, stream.done.extra["draft"]
@@ -210,8 +249,21 @@ def _record(messages: list[dict], record: dict) -> None:
         record["turn"] = stream.done.turn
         record["cited"] = stream.done.cited
         record["attributed"] = stream.done.extra.get("attributed")
+        done = stream.done
+        record["backend"], record["cache"] = done.backend, done.cache
+        record["timings"] = {
+            "retrieval_ms": done.retrieval_ms,
+            "first_token_ms": done.first_token_ms,
+            "total_ms": done.total_ms,
+            "tokens_per_s": done.tokens_per_s,
+            "prompt_tokens": done.prompt_tokens,
+        }
     messages.append(record)
+    return True
 
 
 def clear() -> None:
+    """A new conversation: this tab's messages go; saved ones stay in the history."""
     st.session_state["messages"] = []
+    st.session_state["conversation"] = None
+    st.query_params.pop("chat", None)

@@ -6,7 +6,6 @@ import streamlit as st
 
 from rag import RagError
 
-from . import chat
 from .text import md_escape
 
 TYPES = ["pdf", "md", "markdown", "txt", "html", "htm", "docx"]
@@ -29,7 +28,6 @@ def render(engine) -> None:
     for kind, note in st.session_state.pop("ingest_notes", []):
         (st.success if kind == "ok" else st.warning)(note)
     _document_list(engine)
-    st.button("Clear chat", on_click=chat.clear, use_container_width=True)
 
 
 def _ingest(engine, files) -> list[tuple[str, str]]:

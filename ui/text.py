@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
+from rag import md_escape
 
-
-def md_escape(text: str) -> str:
-    """Example: '**x**' -> '\\*\\*x\\*\\*'. Rendered as the literal characters."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+__all__ = ["md_escape", "safe_markdown", "safe_stream"]
 
 
 def safe_stream(pieces: Iterable[str]) -> Iterator[str]:

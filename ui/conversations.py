@@ -1,0 +1,76 @@
+"""Sidebar conversations: new chat, search, the saved list (newest first), and for the open one
+rename, export (Markdown, JSON) and delete. Titles are the user's words: always shown as plain text."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rag import HistoryError
+from rag.export import file_name, to_json, to_markdown
+
+from . import chat
+from .text import md_escape
+
+
+def render(engine) -> None:
+    st.subheader("Conversations")
+    st.button("➕ New chat", on_click=chat.clear, use_container_width=True)
+    if notice := st.session_state.pop("history_notice", None):
+        st.warning(md_escape(notice))
+    if engine.history is None:
+        st.caption("History is off (HISTORY=off): conversations are not saved.")
+        return
+    search = st.text_input(
+        "Search conversations", key="chat_search", placeholder="Search conversations", label_visibility="collapsed"
+    )
+    try:
+        summaries = engine.history.list(search)
+    except HistoryError as exc:
+        st.warning(md_escape(str(exc)))
+        return
+    current = st.session_state.get("conversation")
+    if not summaries:
+        st.caption("No conversation matches." if search.strip() else "Saved conversations will be listed here.")
+    for summary in summaries:
+        st.button(
+            md_escape(summary.title),
+            key=f"conv-{summary.id}",
+            help=f"{summary.exchanges} exchange(s)",
+            type="primary" if summary.id == current else "secondary",
+            on_click=chat.open_conversation,
+            args=(engine, summary.id),
+            use_container_width=True,
+        )
+    if current:
+        _manage(engine, current)
+
+
+def _manage(engine, conversation_id: str) -> None:
+    try:
+        conv = engine.history.get(conversation_id)
+    except HistoryError as exc:
+        st.warning(md_escape(str(exc)))
+        return
+    if conv is None:
+        return
+    with st.expander("This conversation"):
+        title = st.text_input("Title", value=conv.title, key=f"title-{conv.id}")
+        if title != conv.title and st.button("Rename", key=f"rename-{conv.id}"):
+            try:
+                engine.history.rename(conv.id, title)
+            except HistoryError as exc:
+                st.session_state["history_notice"] = str(exc)
+            st.rerun()
+        left, right = st.columns(2)
+        left.download_button("Markdown", to_markdown(conv), file_name(conv, "md"), "text/markdown", key=f"md-{conv.id}")
+        right.download_button("JSON", to_json(conv), file_name(conv, "json"), "application/json", key=f"json-{conv.id}")
+        st.button("🗑 Delete conversation", key=f"delete-{conv.id}", on_click=_delete, args=(engine, conv.id))
+
+
+def _delete(engine, conversation_id: str) -> None:
+    try:
+        engine.history.delete(conversation_id)
+    except HistoryError as exc:
+        st.session_state["history_notice"] = str(exc)
+        return
+    chat.clear()
