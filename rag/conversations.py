@@ -92,7 +92,7 @@ def _json(value) -> str:
 
 
 class SQLiteConversations:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str):
         self.path = Path(path)
 
     @contextmanager
