@@ -29,6 +29,9 @@ _PUBLIC = {
     "UploadNote": "status",
     "BackendStatus": "llm.base",
     "md_escape": "export",
+    "to_markdown": "export",
+    "to_json": "export",
+    "export_file_name": "export",
     "HistoryError": "errors",
 }
 __all__ = [
@@ -49,7 +52,10 @@ __all__ = [
     "Token",
     "UploadNote",
     "HistoryError",
+    "export_file_name",
     "md_escape",
+    "to_json",
+    "to_markdown",
 ]
 
 if TYPE_CHECKING:
@@ -57,7 +63,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .errors import HistoryError, RagError
     from .events import Done, Error, Hits, Notice, Status, Token
-    from .export import md_escape
+    from .export import export_file_name, md_escape, to_json, to_markdown
     from .llm.base import BackendStatus
     from .status import DEMO_MODEL_NOTE, DocumentList, EngineStatus, UploadNote
 

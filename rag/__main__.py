@@ -1,4 +1,4 @@
-"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,reindex,chats,eval,make-model}.
+"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,collections,reindex,chats,eval,...}.
 
 Errors print one actionable line (`error: ...`) and exit non-zero; no tracebacks for user errors.
 """
@@ -35,7 +35,7 @@ def cmd_ingest(args) -> int:
         if name:
             print(f"[{done + 1}/{total}] {printable(name)}", file=sys.stderr)
 
-    report = engine.ingest(args.paths, progress)
+    report = engine.ingest(args.paths, progress, collection=args.collection)
     for r in report.results:
         if r.status == "error":
             print(f"error: {printable(r.message)}", file=sys.stderr)
@@ -58,7 +58,7 @@ def cmd_ask(args, engine=None) -> int:
     engine = engine or _engine(start=False)  # a cached answer needs none of the heavy parts
     hits: list = []
     done: Done | None = None
-    for event in engine.ask(args.question, wait_for_model=not args.no_wait):
+    for event in engine.ask(args.question, wait_for_model=not args.no_wait, collections=args.collection):
         if isinstance(event, Hits):
             hits = event.hits
         elif isinstance(event, Token) and not args.json:
@@ -226,18 +226,42 @@ def cmd_docs(args) -> int:
 
     store = IndexStore(Settings.from_env().index_dir)
     for doc in store.documents():
-        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {printable(doc['source'])}")
+        named = f"  [{', '.join(printable(c) for c in doc['collections'])}]" if doc["collections"] else ""
+        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {printable(doc['source'])}{named}")
     return 0
+
+
+def _one_document(store, prefix: str) -> str:
+    matches = [d["doc_id"] for d in store.documents() if d["doc_id"].startswith(prefix)]
+    if len(matches) != 1:
+        raise RagError(f"{len(matches)} documents match {prefix!r}; give a longer id from `python -m rag docs`")
+    return matches[0]
 
 
 def cmd_delete(args) -> int:
     from .index import IndexStore
 
     store = IndexStore(Settings.from_env().index_dir)
-    matches = [d["doc_id"] for d in store.documents() if d["doc_id"].startswith(args.doc_id)]
-    if len(matches) != 1:
-        raise RagError(f"{len(matches)} documents match {args.doc_id!r}; give a longer id from `python -m rag docs`")
-    print(f"deleted; index {store.commit(delete=matches)}")
+    print(f"deleted; index {store.commit(delete=[_one_document(store, args.doc_id)])}")
+    return 0
+
+
+def cmd_collections(args) -> int:
+    """Named collections: list them, or set the ones a document belongs to."""
+    from .index import ALL_DOCUMENTS, IndexStore
+
+    store = IndexStore(Settings.from_env().index_dir)
+    if args.action == "list":
+        print(f"{len(store.documents()):5} document(s)  {ALL_DOCUMENTS}")
+        for name, count in store.collections().items():
+            print(f"{count:5} document(s)  {printable(name)}")
+        return 0
+    if not args.doc_id:
+        raise RagError("`collections set` needs a document id (from `python -m rag docs`) and the collection names")
+    doc_id = _one_document(store, args.doc_id)
+    version = store.commit(members={doc_id: args.names})
+    named = ", ".join(printable(n) for n in next(d for d in store.documents() if d["doc_id"] == doc_id)["collections"])
+    print(f"{doc_id[:12]} is in {named or 'no named collection'} (and {ALL_DOCUMENTS}); index {version}")
     return 0
 
 
@@ -361,11 +385,18 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("ingest", help="add files or folders to the index")
     s.add_argument("paths", nargs="+")
+    s.add_argument("--collection", default="", help="also put the files in this named collection")
     s.set_defaults(func=cmd_ingest)
+    s = sub.add_parser("collections", help="list named collections, or set the ones a document is in")
+    s.add_argument("action", choices=["list", "set"])
+    s.add_argument("doc_id", nargs="?", help="with set: a document id prefix (from `docs`)")
+    s.add_argument("names", nargs="*", help="with set: the collections it is in from now on (none: only All)")
+    s.set_defaults(func=cmd_collections)
     s = sub.add_parser("ask", help="ask a question; streams the answer, then its sources")
     s.add_argument("question")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     s.add_argument("--no-wait", action="store_true", help="answer retrieval-only if the model is not loaded yet")
+    s.add_argument("--collection", action="append", default=[], help="search only this collection (repeat for several)")
     s.set_defaults(func=cmd_ask)
     s = sub.add_parser("status", help="load states, plan, memory, index and cache statistics")
     s.add_argument("--json", action="store_true")

@@ -261,7 +261,11 @@ class Settings:
     )
     index_dir: Path = _env("INDEX_DIR", _path, None, "`index/`", "Where index versions are stored.")
     data_dir: Path = _env(
-        "DATA_DIR", _path, None, "`data/`", "Where uploaded files are kept (under generated names) for re-indexing."
+        "DATA_DIR",
+        _path,
+        None,
+        "`data/`",
+        "Where uploaded files are kept (under generated names) for re-indexing, and the saved conversations.",
     )
     history: bool = _env(
         "HISTORY",

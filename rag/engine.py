@@ -26,7 +26,7 @@ from .conversations import ConversationStore, SQLiteConversations
 from .embeddings import Embedder, load_embedder
 from .errors import IngestError, RagError
 from .events import Error
-from .index import IndexStore
+from .index import ALL_DOCUMENTS, IndexStore
 from .ingest import IngestReport, ingest
 from .lazy import Lazy
 from .llm import planner
@@ -126,9 +126,12 @@ class Engine:
         history: Sequence[dict] = (),
         cancel: threading.Event | None = None,
         wait_for_model: bool = False,
+        collections: Sequence[str] = (),
     ) -> Iterator:
-        """Answer `question` as a stream of events; never raises for user-facing problems."""
-        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model)
+        """Answer `question` as a stream of events; never raises for user-facing problems.
+        `collections`: search only documents in these named collections (none: all documents)."""
+        scope = tuple(sorted({c for c in collections if c and c != ALL_DOCUMENTS}))
+        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model, scope)
         if not q.text:
             yield Error("the question is empty: type a question about your documents")
             return
@@ -138,18 +141,37 @@ class Engine:
             yield Error(str(exc))
 
     # ---- documents -------------------------------------------------------------------------
-    def ingest(self, paths, progress: Progress | None = None, names: dict[str, str] | None = None) -> IngestReport:
+    def ingest(
+        self, paths, progress: Progress | None = None, names: dict[str, str] | None = None, collection: str = ""
+    ) -> IngestReport:
+        """Index files and folders (into the named `collection` too, when given)."""
         embedder, store = self.embedder.get(), self.index.get()
         store.check_embedder(embedder.id, embedder.dim)
-        return ingest(paths, embedder, store, self.settings.chunk_chars, self.settings.chunk_overlap, progress, names)
+        s = self.settings
+        return ingest(paths, embedder, store, s.chunk_chars, s.chunk_overlap, progress, names, collection=collection)
+
+    def collections(self) -> dict[str, int]:
+        """Named collections with their document counts ("All documents" holds every document)."""
+        store = self.index.peek()
+        return store.collections() if store is not None else {}
+
+    def set_collections(self, doc_id: str, names: Sequence[str]) -> str:
+        """Put a document in exactly these named collections (a new index version)."""
+        store = self.index.get()
+        if not store.has_document(doc_id):
+            raise RagError(f"no document {doc_id[:12]} in the index: see `python -m rag docs`")
+        return store.commit(members={doc_id: list(names)})
 
     @property
     def uploads_dir(self) -> Path:
         return self.settings.data_dir / "uploads"
 
-    def add_uploads(self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None) -> list[UploadNote]:
-        """Store uploaded (name, bytes) under generated names, index them, and drop the copies of files
-        that indexed nothing. One note per file; a bad file never stops the others."""
+    def add_uploads(
+        self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None, collection: str = ""
+    ) -> list[UploadNote]:
+        """Store uploaded (name, bytes) under generated names, index them (into `collection` too, when
+        given), and drop the copies of files that indexed nothing. One note per file; a bad file never
+        stops the others."""
         notes, paths, names = [], [], {}
         limit = self.settings.max_upload_mb * 1024 * 1024
         for name, data in files:
@@ -163,7 +185,7 @@ class Engine:
         if not paths:
             return notes
         try:
-            report = self.ingest(paths, progress, names)
+            report = self.ingest(paths, progress, names, collection)
         except RagError as exc:
             for path in paths:
                 self.forget_upload(path)
@@ -176,6 +198,9 @@ class Engine:
                 )
                 continue
             self.forget_upload(result.path)  # nothing indexed from it: do not keep the copy
+            if result.status == "unchanged" and collection:
+                notes.append(UploadNote(True, f"{label}: already indexed; now also in {collection}"))
+                continue
             notes.append(UploadNote(False, result.message if result.status == "error" else f"{label}: already indexed"))
         if note := report.read_note():
             notes.append(UploadNote(True, note))

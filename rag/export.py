@@ -61,7 +61,7 @@ def to_json(conv: Conversation) -> str:
     )
 
 
-def file_name(conv: Conversation, ext: str) -> str:
+def export_file_name(conv: Conversation, ext: str) -> str:
     """A safe download name from the title, e.g. 'leave-policy-3f2a9c1b.md'."""
     slug = re.sub(r"[^\w]+", "-", conv.title, flags=re.UNICODE).strip("-")[:40] or "conversation"
     return f"{slug}-{conv.id[:8]}.{ext}"

@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,14 @@ CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES doc
                      ordinal INTEGER NOT NULL, page INTEGER, start INTEGER, end INTEGER, text TEXT NOT NULL);
 CREATE INDEX chunks_doc ON chunks(doc_id);
 """
+# Named collections a document belongs to (besides "All documents", which holds every document);
+# versioned with the chunks, so a membership change is a commit like any other.
+COLLECTIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (name TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
+                                        PRIMARY KEY (name, doc_id));
+CREATE INDEX IF NOT EXISTS collections_doc ON collections(doc_id);
+"""
+ALL_DOCUMENTS = "All documents"
 # The lexical leg: each chunk's tokens with its document's title (lexical.py), rowid = chunk id, in the
 # same SQLite file as the chunks, so it is committed, versioned and rolled back with them.
 FTS_SCHEMA = (
@@ -57,6 +65,7 @@ class NewDocument:
     chunks: list  # ingest.Chunk
     vectors: object  # float32 array, one normalised row per chunk
     title: str = ""  # what the document is known by (chunking.document_title), indexed with each chunk
+    collections: tuple[str, ...] = ()  # named collections it joins (it is always in "All documents")
 
 
 @dataclass
@@ -102,6 +111,21 @@ def _is_write_failure(exc: BaseException) -> bool:
     )
 
 
+_IN_SCOPE = "doc_id IN (SELECT doc_id FROM collections WHERE name IN (SELECT value FROM json_each(?)))"
+
+
+def _scope(collections: Sequence[str]) -> list:
+    """The argument of _IN_SCOPE for these collections."""
+    return [json.dumps(list(collections))]
+
+
+def _names(names) -> list[str]:
+    """Collection names as stored: trimmed, one space between words, none empty, "All documents" left
+    out (every document is in it)."""
+    out = {" ".join(str(n).split())[:100] for n in names}
+    return sorted(n for n in out if n and n.casefold() != ALL_DOCUMENTS.casefold())
+
+
 def committed_version(root: Path) -> str | None:
     """The committed version's name from INDEX_DIR/CURRENT (one small read, no FAISS), or None."""
     try:
@@ -129,6 +153,7 @@ class _Version:
         self.lock = threading.Lock()
         self.readers, self.retired = 0, False  # searches in flight; replaced by a newer version
         self.has_fts = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'"))
+        self.has_collections = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='collections'"))
 
     def query(self, sql: str, args=()) -> list:
         with self.lock:
@@ -210,24 +235,44 @@ class IndexStore:
         finally:
             held.__exit__(None, None, None)
 
-    def search(self, vector, k: int) -> list[Hit]:
-        """Top-k chunks by inner product (cosine on normalised vectors)."""
+    def search(self, vector, k: int, collections: Sequence[str] = ()) -> list[Hit]:
+        """Top-k chunks by inner product (cosine on normalised vectors); with `collections`, only
+        chunks of documents in one of them."""
+        import faiss
+        import numpy as np
+
         with self.reading() as version:
             if version is None or version.faiss.ntotal == 0:
                 return []
-            scores, ids = version.faiss.search(vector.reshape(1, -1), min(k, version.faiss.ntotal))
-            found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+            params = None
+            if collections and not version.has_collections:
+                return []  # a version from before collections: none is named yet
+            if collections:
+                ids = [r[0] for r in version.query(f"SELECT id FROM chunks WHERE {_IN_SCOPE}", _scope(collections))]
+                if not ids:
+                    return []
+                selector = faiss.IDSelectorBatch(np.array(ids, dtype=np.int64))  # alive until the search is done
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]  # SWIG keyword arguments
+            n = min(k, version.faiss.ntotal)
+            scores, found_ids = version.faiss.search(vector.reshape(1, -1), n, params=params)
+            found = [(int(i), float(s)) for i, s in zip(found_ids[0], scores[0]) if i >= 0]
             return self._hits(version, found)
 
-    def lexical_search(self, match: str, k: int) -> list[Hit]:
-        """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is better)."""
+    def lexical_search(self, match: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
+        """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is
+        better); with `collections`, only chunks of documents in one of them."""
         with self.reading() as version:
             if version is None or not match or not version.has_fts:
                 return []
+            where, args = "chunks_fts MATCH ?", [match]
+            if collections and not version.has_collections:
+                return []
+            if collections:
+                where += f" AND rowid IN (SELECT id FROM chunks WHERE {_IN_SCOPE})"
+                args += _scope(collections)
             rows = version.query(
-                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY bm25(chunks_fts) LIMIT ?",
-                (match, k),
+                f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE {where} ORDER BY bm25(chunks_fts) LIMIT ?",
+                [*args, k],
             )
             return self._hits(version, [(int(i), float(s)) for i, s in rows])
 
@@ -254,8 +299,26 @@ class IndexStore:
             return version.query(sql, args) if version else []
 
     def documents(self) -> list[dict]:
-        rows = self._rows("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
-        return [dict(zip(("doc_id", "source", "path", "chunks", "added"), r)) for r in rows]
+        """Every document: doc_id, source, path, chunks, added and its named `collections`."""
+        with self.reading() as version:
+            if version is None:
+                return []
+            rows = version.query("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
+            members = (
+                version.query("SELECT doc_id, name FROM collections ORDER BY name") if version.has_collections else []
+            )
+        named: dict[str, list[str]] = {}
+        for doc_id, name in members:
+            named.setdefault(doc_id, []).append(name)
+        keys = ("doc_id", "source", "path", "chunks", "added")
+        return [{**dict(zip(keys, r)), "collections": named.get(r[0], [])} for r in rows]
+
+    def collections(self) -> dict[str, int]:
+        """Named collections and how many documents each holds, by name."""
+        with self.reading() as version:
+            if version is None or not version.has_collections:
+                return {}
+            return dict(version.query("SELECT name, count(*) FROM collections GROUP BY name ORDER BY name"))
 
     def has_document(self, doc_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)))
@@ -347,8 +410,10 @@ class IndexStore:
         embedder_id: str = "",
         dim: int = 0,
         reset: bool = False,
+        members: Mapping[str, Sequence[str]] | None = None,
     ) -> str:
-        """Write a new version with `add` added and documents `delete` removed; return its name."""
+        """Write a new version with `add` added and documents `delete` removed; return its name.
+        `members`: doc_id -> the named collections it belongs to from now on (its others are left)."""
         with self._locked():
             self._clean_leftovers()  # the lock is ours: a crashed commit's folders are abandoned
             if self._pointer() != (self._current.name if self._current else None):
@@ -359,7 +424,7 @@ class IndexStore:
             try:
                 tmp.mkdir()
                 failpoints.hit("commit.begin")
-                manifest = self._build(tmp, base, list(add), list(delete), embedder_id, dim)
+                manifest = self._build(tmp, base, list(add), list(delete), embedder_id, dim, members or {})
                 os.rename(tmp, self.root / name)
                 failpoints.hit("commit.renamed")
                 _fsync_dir(self.root)
@@ -400,7 +465,7 @@ class IndexStore:
             if entry.name not in keep:
                 shutil.rmtree(entry, ignore_errors=True)
 
-    def _build(self, tmp: Path, base: _Version | None, add, delete, embedder_id: str, dim: int) -> dict:
+    def _build(self, tmp: Path, base: _Version | None, add, delete, embedder_id: str, dim: int, members) -> dict:
         import faiss
         import numpy as np
 
@@ -422,12 +487,17 @@ class IndexStore:
                 ids = [r[0] for r in db.execute(f"SELECT id FROM chunks WHERE doc_id IN ({marks})", list(delete))]
                 index.remove_ids(np.array(ids, dtype=np.int64))  # type: ignore[arg-type]  # faiss's SWIG wrapper converts
                 db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+                db.execute(f"DELETE FROM collections WHERE doc_id IN ({marks})", list(delete))
                 db.execute(f"DELETE FROM chunks WHERE doc_id IN ({marks})", list(delete))
                 db.execute(f"DELETE FROM documents WHERE doc_id IN ({marks})", list(delete))
             next_id = (db.execute("SELECT max(id) FROM chunks").fetchone()[0] or 0) + 1
             for doc in add:
                 next_id = self._add_document(db, index, doc, next_id)
                 failpoints.hit("commit.document")
+            for doc_id, names in members.items():
+                if db.execute("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)).fetchone():
+                    db.execute("DELETE FROM collections WHERE doc_id=?", (doc_id,))
+                    db.executemany("INSERT INTO collections VALUES (?,?)", [(n, doc_id) for n in _names(names)])
             db.commit()
             failpoints.hit("commit.sqlite")
             count = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
@@ -461,6 +531,7 @@ class IndexStore:
         """Bring a copied older version up to this schema: documents get a title column (the file
         name until the document is added again), and the FTS table is filled, or refilled when it
         was written by another LEXICAL."""
+        db.executescript(COLLECTIONS_SCHEMA)
         if "title" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
             db.execute("ALTER TABLE documents ADD COLUMN title TEXT NOT NULL DEFAULT ''")
             db.execute("UPDATE documents SET title=source")
@@ -491,6 +562,9 @@ class IndexStore:
         db.executemany(
             "INSERT INTO chunks_fts(rowid, tokens) VALUES (?,?)",
             [(int(i), lexical.document_text(c.text, doc.title)) for i, c in zip(ids, doc.chunks)],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO collections VALUES (?,?)", [(n, doc.doc_id) for n in _names(doc.collections)]
         )
         if len(ids):
             index.add_with_ids(doc.vectors, ids)

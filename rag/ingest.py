@@ -36,6 +36,7 @@ class FileResult:
     chunks: int = 0
     message: str = ""
     read: float = 1.0  # share of its text the embedder reads (the lexical leg reads all of it)
+    doc_id: str = ""  # the document it is (added, replaced or unchanged)
 
 
 @dataclass
@@ -121,12 +122,18 @@ def ingest(
     progress: Progress | None = None,
     names: dict[str, str] | None = None,
     reset: bool = False,
+    collection: str = "",
 ) -> IngestReport:
-    """Ingest `paths` into `store`; `names` maps a path to the name shown in citations.
+    """Ingest `paths` into `store`; `names` maps a path to the name shown in citations; `collection`:
+    a named collection the files join (an already indexed file joins it too). A changed file keeps
+    the collections of the version it replaces.
 
-    reset=True rebuilds the index from these files alone, in one commit (re-indexing)."""
+    reset=True rebuilds the index from these files alone, in one commit (re-indexing), keeping
+    every document's collections."""
     files, skipped = expand(paths)
     report, pending, deletes = IngestReport(results=skipped), [], []
+    kept = {d["doc_id"]: d["collections"] for d in store.documents() if d["collections"]}
+    members: dict[str, list[str]] = dict(kept) if reset else {}
     seen: set[str] = set()
     with ParseWorker() as parser:
         for done, path in enumerate(files):
@@ -137,13 +144,17 @@ def ingest(
             )
             report.results.append(result)
             if doc is not None:
+                inherited = [n for old in replaced for n in kept.get(old, [])]
+                doc.collections = tuple({*inherited, *([collection] if collection else [])})
                 pending.append(doc)
                 deletes += replaced
+            elif result.status == "unchanged" and collection:
+                members[result.doc_id] = [*kept.get(result.doc_id, []), collection]
             if not reset and sum(len(d.chunks) for d in pending) >= COMMIT_CHUNKS:
-                store.commit(pending, deletes, embedder.id, embedder.dim)
-                pending, deletes = [], []
-    if pending or deletes or reset:
-        store.commit(pending, deletes, embedder.id, embedder.dim, reset=reset)
+                store.commit(pending, deletes, embedder.id, embedder.dim, members=members)
+                pending, deletes, members = [], [], {}
+    if pending or deletes or reset or members:
+        store.commit(pending, deletes, embedder.id, embedder.dim, reset=reset, members=members)
     if progress:
         progress(len(files), len(files), "")
     report.version = store.version
@@ -167,7 +178,7 @@ def _one(
             raise IngestError(f"{label}: not a regular file; copy the document into a folder and add that")
         digest = file_digest(path)
         if digest in seen or (store is not None and store.has_document(digest)):
-            return FileResult(str(path), "unchanged", message="already indexed"), None, []
+            return FileResult(str(path), "unchanged", message="already indexed", doc_id=digest), None, []
         sections = parser.load(path)  # in a child process with a time and memory cap
         failpoints.hit("ingest.parsed")
         chunks = chunk_sections(sections, embedder, size, overlap)
@@ -184,4 +195,4 @@ def _one(
     replaced = store.doc_ids_for_path(key) if store is not None else []
     doc = NewDocument(digest, label, key, chunks, vectors, document_title(label, sections))
     status = "replaced" if replaced else "added"
-    return FileResult(str(path), status, len(chunks), read=embedder_read(chunks)), doc, replaced
+    return FileResult(str(path), status, len(chunks), read=embedder_read(chunks), doc_id=digest), doc, replaced

@@ -41,6 +41,7 @@ class Question:
     history: list[dict]
     cancel: threading.Event | None = None
     wait: bool = False  # wait for a loading model instead of answering retrieval-only
+    collections: tuple[str, ...] = ()  # search only these named collections (none: all documents)
     began: float = field(default_factory=time.perf_counter)
     context: list[dict] = field(default_factory=list)  # the history the answer may depend on
     scope: str = ""  # cache scope: index version, chain fingerprint, parameters, context
@@ -80,14 +81,14 @@ class Pipeline:
         # a generated answer is valid for the same model file, index version and parameters, so it
         # is served before waiting for the model, the embedder or FAISS to load
         if fingerprint != "none" and (
-            hit := self.cache.lookup_exact(q.text, scope_key(version, fingerprint, self.gen_params(), q.context))
+            hit := self.cache.lookup_exact(q.text, scope_key(version, fingerprint, self.params(q), q.context))
         ):
             yield from self.cached(q, hit)
             return
         self.chain.first.start()  # load in parallel while the index opens
         self.embedder.start_if_idle()
         store = self.index.get()
-        q.scope = scope_key(store.version, fingerprint, self.gen_params(), q.context)
+        q.scope = scope_key(store.version, fingerprint, self.params(q), q.context)
         reason = self.chain.unavailable(q.wait)
         if not self.embedder.ready:
             yield Status("loading", "embedder")
@@ -109,6 +110,12 @@ class Pipeline:
             yield from self.nothing_found(q)
             return
         yield from self.failover(q)
+
+    def params(self, q: Question) -> dict:
+        """What an answer depends on besides the index, model and history: the generation parameters
+        and the collections searched (an answer cached for one collection is never served for another)."""
+        params = self.gen_params()
+        return {**params, "collections": sorted(q.collections)} if q.collections else params
 
     def nothing_found(self, q: Question) -> Iterator:
         """The grounding gate's answer: no guess, the closest passages instead."""
@@ -137,6 +144,7 @@ class Pipeline:
             vector=query_vector,
             mode=self.settings.retrieval_mode,
             context=earlier,
+            collections=q.collections,
         )
 
     def retrieval_only(self, q: Question, reason: str) -> Iterator:

@@ -6,6 +6,7 @@ quoted and cited, clearly labelled as extracts rather than a generated answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from . import grounding, lexical, probe
@@ -45,11 +46,13 @@ def search(
     vector=None,
     mode: RetrievalMode = "hybrid",
     context: str = "",
+    collections: Sequence[str] = (),
 ) -> list[Hit]:
     """Top-k hits for `query` by `mode`: dense (FAISS cosine), lexical (BM25 over lexical.tokens) or
     hybrid (both, fused by reciprocal rank). `vector`: the query's embedding when already computed
     (for a follow-up, the embedding of the question with the one it follows). `context`: earlier
-    questions of the conversation, searched lexically at CONTEXT_WEIGHT."""
+    questions of the conversation, searched lexically at CONTEXT_WEIGHT. `collections`: search only
+    documents in one of these named collections (none: all documents)."""
     n = CANDIDATES if mode == "hybrid" else k
     legs: list[tuple[str, float, list[Hit]]] = []
     if mode in ("hybrid", "dense"):
@@ -57,11 +60,12 @@ def search(
             vector = embedder.embed_queries([query])[0]
         weight = dense_weight(embedder, query) if mode == "hybrid" else 1.0
         if weight > 0:  # 0: measured useless for this language (rag/probe.py)
-            legs.append(("dense", weight, [h for h in store.search(vector, n) if h.score >= MIN_SCORE]))
+            dense = store.search(vector, n, collections)
+            legs.append(("dense", weight, [h for h in dense if h.score >= MIN_SCORE]))
     if mode in ("hybrid", "lexical"):
-        legs.append(("BM25", 1.0, store.lexical_search(lexical.fts_query(query), n)))
+        legs.append(("BM25", 1.0, store.lexical_search(lexical.fts_query(query), n, collections)))
         if context:
-            legs.append(("BM25", CONTEXT_WEIGHT, store.lexical_search(lexical.fts_query(context), n)))
+            legs.append(("BM25", CONTEXT_WEIGHT, store.lexical_search(lexical.fts_query(context), n, collections)))
     return fuse(legs, k)
 
 

@@ -253,3 +253,27 @@ def test_history_off_saves_nothing(monkeypatch, isolated):
     assert len(at.chat_message) == 2 and "chat" not in at.query_params
     assert "History is off" in captions(at)
     assert not (isolated / "data" / "conversations.sqlite").exists()
+
+
+def test_ask_within_a_collection_and_move_a_document(monkeypatch, tmp_path):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    eng = engine()
+    wait_ready(eng, "embedder")
+    for name, text, collection in (
+        ("hr.txt", "The access code for the archive room is KESTREL-4471.", "HR"),
+        ("pumps.txt", "The access code for the pump room is OSPREY-9920.", "Pumps"),
+    ):
+        (tmp_path / name).write_text(text)
+        eng.ingest([tmp_path / name], collection=collection)
+    at.run()
+    scope = at.sidebar.multiselect(key="scope")
+    assert scope.options == ["HR", "Pumps"] and scope.value == []
+    scope.select("Pumps").run()
+    at.chat_input[0].set_value("What is the access code?").run()
+    answer = at.chat_message[-1]
+    labels = [e.label for e in answer.expander]
+    assert labels and all("pumps\\.txt" in label for label in labels), labels
+    assert "within Pumps" in answer.caption[-1].value
+    hr = next(d for d in eng.documents().documents if d["source"] == "hr.txt")
+    at.sidebar.multiselect(key=f"coll-{hr['doc_id']}").select("Pumps").run()  # the document's 🏷 selector
+    assert next(d for d in eng.documents().documents if d["source"] == "hr.txt")["collections"] == ["HR", "Pumps"]

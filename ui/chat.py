@@ -15,6 +15,7 @@ import streamlit as st
 
 from rag import Done, Error, HistoryError, Hits, Notice, Status, Token
 
+from . import documents
 from .text import md_escape, safe_markdown, safe_stream
 
 HISTORY_TURNS = 4  # question/answer pairs offered to the engine; its prompt budget trims further
@@ -133,7 +134,13 @@ def _status_text(event: Status) -> str:
     }.get(event.stage, event.stage)
 
 
-def meta_line(done: Done) -> str:
+def meta_line(done: Done, collections=()) -> str:
+    """The caption under an answer (Markdown): how it was made, and the collections searched."""
+    within = f" · within {md_escape(', '.join(collections))}" if collections else ""
+    return _made(done) + within
+
+
+def _made(done: Done) -> str:
     if done.retrieval_only:
         return f"retrieval only · retrieval {done.retrieval_ms:.0f} ms"
     by = [f"by {done.backend}"] if done.backend else []
@@ -152,7 +159,7 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     status_box, stop_box = st.empty(), st.empty()
     stop_box.button("⏹ Stop", key=key, help="Stop generating; the text so far is kept")
     stream = _Stream(status_box)
-    events = engine.ask(question, history, wait_for_model=wait)
+    events = engine.ask(question, history, wait_for_model=wait, collections=record.get("collections", ()))
     record["stream"] = stream
     box = st.empty()
     try:
@@ -170,7 +177,7 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     done = stream.done
     _sources(stream.sources, set(done.cited) if done else set(), done.extra.get("attributed") if done else None)
     if stream.done:
-        st.caption(meta_line(stream.done))
+        st.caption(meta_line(stream.done, record.get("collections", ())))
     return stream
 
 
@@ -180,7 +187,7 @@ def _answer(engine, messages: list[dict], question: str) -> None:
     # earlier exchanges exactly as the engine sent them (Done.turn), so llama.cpp reuses their KV cache
     turns = [m["turn"] for m in messages[:-1] if m.get("turn")][-HISTORY_TURNS:]
     history = [message for turn in turns for message in turn]
-    record: dict = {"role": "assistant", "content": "", "sources": [], "meta": ""}
+    record: dict = {"role": "assistant", "content": "", "sources": [], "meta": "", "collections": documents.scope()}
     turn = len(messages)
     with st.session_state["answering"]:
         try:
@@ -245,7 +252,7 @@ def _record(messages: list[dict], record: dict) -> bool:
     if stream.done is None and stream.error is None:
         record["content"] += "\n\n*(stopped)*"
     elif stream.done is not None:
-        record["meta"] = meta_line(stream.done)
+        record["meta"] = meta_line(stream.done, record.get("collections", ()))
         record["turn"] = stream.done.turn
         record["cited"] = stream.done.cited
         record["attributed"] = stream.done.extra.get("attributed")

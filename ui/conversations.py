@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag import HistoryError
-from rag.export import file_name, to_json, to_markdown
+from rag import HistoryError, export_file_name, to_json, to_markdown
 
 from . import chat
 from .text import md_escape
+
+SHOWN = 15  # conversations listed at first (each is a button the browser draws with the page); "Show more" adds as many
 
 
 def render(engine) -> None:
@@ -23,14 +24,16 @@ def render(engine) -> None:
     search = st.text_input(
         "Search conversations", key="chat_search", placeholder="Search conversations", label_visibility="collapsed"
     )
+    shown = st.session_state.setdefault("conversations_shown", SHOWN)
     try:
-        summaries = engine.history.list(search)
+        summaries = engine.history.list(search, limit=shown + 1)
     except HistoryError as exc:
         st.warning(md_escape(str(exc)))
         return
     current = st.session_state.get("conversation")
     if not summaries:
         st.caption("No conversation matches." if search.strip() else "Saved conversations will be listed here.")
+    more, summaries = len(summaries) > shown, summaries[:shown]
     for summary in summaries:
         st.button(
             md_escape(summary.title),
@@ -41,8 +44,14 @@ def render(engine) -> None:
             args=(engine, summary.id),
             use_container_width=True,
         )
+    if more:
+        st.button("Show more", on_click=_show_more, help="Older conversations; or search for them")
     if current:
         _manage(engine, current)
+
+
+def _show_more() -> None:
+    st.session_state["conversations_shown"] += SHOWN
 
 
 def _manage(engine, conversation_id: str) -> None:
@@ -62,8 +71,12 @@ def _manage(engine, conversation_id: str) -> None:
                 st.session_state["history_notice"] = str(exc)
             st.rerun()
         left, right = st.columns(2)
-        left.download_button("Markdown", to_markdown(conv), file_name(conv, "md"), "text/markdown", key=f"md-{conv.id}")
-        right.download_button("JSON", to_json(conv), file_name(conv, "json"), "application/json", key=f"json-{conv.id}")
+        left.download_button(
+            "Markdown", to_markdown(conv), export_file_name(conv, "md"), "text/markdown", key=f"md-{conv.id}"
+        )
+        right.download_button(
+            "JSON", to_json(conv), export_file_name(conv, "json"), "application/json", key=f"json-{conv.id}"
+        )
         st.button("🗑 Delete conversation", key=f"delete-{conv.id}", on_click=_delete, args=(engine, conv.id))
 
 

@@ -1,10 +1,11 @@
-"""kill -9 at 36 points of ingest, delete and re-index, mid-commit included; a full disk mid-commit.
+"""kill -9 at 39 points of ingest, delete, re-index and a collection change; a full disk mid-commit.
 
 Each case copies a committed index, runs the real CLI in a child process with AI_CHAT_FAILPOINT set so
 the child SIGKILLs itself at exactly that point (see rag/failpoints.py), then opens the index the way
 the app does at start and checks: it loads; it is the last committed version (the old one before the
 CURRENT swap, the new one after it); FAISS count == SQLite count == manifest count; every vector
-finds its own chunk; no temporary files are left; nothing committed before the kill is lost.
+finds its own chunk; no temporary files are left; nothing committed before the kill is lost, the
+documents' collections included.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ CASES = (
     + [("reindex", "ingest.embedded:2", "old")]
     + [("reindex", p, "old") for p in BEFORE_SWAP]
     + [("reindex", p, "new") for p in AFTER_SWAP]
+    + [("collect", p, "old") for p in ("commit.sqlite", "commit.pointer-written")]
+    + [("collect", "commit.swapped", "new")]
 )
 BASE_DOCS = {"alpha.md": "ALPHAWORD", "beta.md": "BETAWORD"}
 NEW_DOCS = {"gamma.md": "GAMMAWORD", "delta.md": "DELTAWORD", "epsilon.md": "EPSILONWORD"}
@@ -68,8 +71,12 @@ def base(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("crash")
     store = IndexStore(root / "index")
     for path in write_docs(root / "base", BASE_DOCS):
-        ingest([path], embedder, store, 900, 150)
+        ingest([path], embedder, store, 900, 150, collection="Greek" if path.name == "alpha.md" else "")
     return root, write_docs(root / "new", NEW_DOCS)
+
+
+def memberships(store: IndexStore) -> dict[str, list[str]]:
+    return {d["source"]: d["collections"] for d in store.documents()}
 
 
 def run_until_killed(root: Path, case_dir: Path, op: str, point: str, new_files: list[Path]):
@@ -79,6 +86,7 @@ def run_until_killed(root: Path, case_dir: Path, op: str, point: str, new_files:
         "ingest": ["ingest", *map(str, new_files)],
         "reindex": ["reindex"],
         "delete": ["delete", IndexStore(index).documents()[0]["doc_id"][:12]],
+        "collect": ["collections", "set", IndexStore(index).documents()[1]["doc_id"][:12], "Greek", "Letters"],
     }[op]
     env = {
         **os.environ,
@@ -107,6 +115,8 @@ def test_kill_minus_nine_at_every_point(base, tmp_path):
     root, new_files = base
     old = IndexStore(root / "index")
     old_version, old_sources = old.version, {d["source"] for d in old.documents()}
+    old_members = memberships(old)
+    assert old_members == {"alpha.md": ["Greek"], "beta.md": []}
     assert len(CASES) >= 30
 
     def one(case):
@@ -132,6 +142,7 @@ def test_kill_minus_nine_at_every_point(base, tmp_path):
         sources = {d["source"] for d in store.documents()}
         if expect == "old":
             assert store.version == old_version and sources == old_sources, where
+            assert memberships(store) == old_members, where  # the collections too
         else:
             assert store.version > old_version, where
             assert (
@@ -140,6 +151,17 @@ def test_kill_minus_nine_at_every_point(base, tmp_path):
                     "ingest": old_sources | set(NEW_DOCS),
                     "reindex": old_sources,
                     "delete": old_sources - {old.documents()[0]["source"]},
+                    "collect": old_sources,
+                }[op]
+            ), where
+            members = memberships(store)
+            assert (
+                members
+                == {
+                    "ingest": {**old_members, **{name: [] for name in NEW_DOCS}},
+                    "reindex": old_members,
+                    "delete": {"beta.md": []},
+                    "collect": {"alpha.md": ["Greek"], "beta.md": ["Greek", "Letters"]},
                 }[op]
             ), where
 
