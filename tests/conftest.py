@@ -86,3 +86,24 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
         text=True,
         timeout=timeout,
     )
+
+
+def make_older_index(store, *statements: str, **manifest_changes) -> Path:
+    """Turn the store's committed version into what an older release wrote: run SQL `statements` on
+    its chunks.sqlite, update its manifest (checksum, plus `manifest_changes`). Returns the version dir."""
+    import json
+    import sqlite3
+
+    from rag.index import file_checksum
+
+    version = store.root / store.version
+    db = sqlite3.connect(version / "chunks.sqlite")
+    for sql in statements:
+        db.execute(sql)
+    db.commit()
+    db.close()
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
+    manifest.update(manifest_changes)
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    return version

@@ -4,7 +4,6 @@ them, memberships kept across replace, re-index and upgrade, and the CLI."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 
 import pytest
@@ -12,10 +11,10 @@ import pytest
 from rag import retrieve
 from rag.engine import Engine
 from rag.events import Done, Hits
-from rag.index import IndexStore, file_checksum
+from rag.index import IndexStore
 from rag.ingest import ingest
 
-from .conftest import run_cli
+from .conftest import make_older_index, run_cli
 
 # the same question is answered in both collections, each with its own planted code
 HR = "Archive room. The access code for the archive room is KESTREL-4471. Visitors sign the archive log."
@@ -82,14 +81,7 @@ def test_memberships_follow_moves_replacements_deletes_and_reindex(store, embedd
 
 
 def test_an_index_from_before_collections_gets_them_at_its_next_commit(store, embedder, files):
-    version = store.root / store.version
-    db = sqlite3.connect(version / "chunks.sqlite")
-    db.execute("DROP TABLE collections")
-    db.commit()
-    db.close()
-    manifest = json.loads((version / "manifest.json").read_text())
-    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
-    (version / "manifest.json").write_text(json.dumps(manifest))
+    make_older_index(store, "DROP TABLE collections")
     old = IndexStore(store.root)
     assert old.collections() == {} and all(d["collections"] == [] for d in old.documents())
     assert old.search(embedder.embed_queries([QUESTION])[0], 5, ["HR"]) == []  # no collection is named yet

@@ -4,7 +4,6 @@ the dense leg; RETRIEVAL_MODE; follow-ups; the eval command."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -12,12 +11,12 @@ from rag import retrieve
 from rag.chunking import document_title
 from rag.config import PROJECT_ROOT, Settings
 from rag.errors import ConfigError
-from rag.index import LEXICAL, IndexStore, file_checksum
+from rag.index import LEXICAL, IndexStore
 from rag.ingest import ingest
 from rag.lexical import fts_query, tokens
 from rag.loaders import Section
 
-from .conftest import run_cli
+from .conftest import make_older_index, run_cli
 
 KOREAN = {
     "leave.md": "연차 휴가 규정\n\n정규직 직원은 매년 15일의 연차 휴가를 받는다. 휴가 신청은 최소 3일 전에 한다.",
@@ -102,14 +101,7 @@ def test_lexical_rows_follow_every_commit(store, embedder, tmp_path):
 
 
 def test_an_index_from_before_the_lexical_leg_is_filled_at_the_next_commit(store, embedder, tmp_path):
-    version = store.root / store.version
-    db = sqlite3.connect(version / "chunks.sqlite")
-    db.execute("DROP TABLE chunks_fts")
-    db.commit()
-    db.close()
-    manifest = json.loads((version / "manifest.json").read_text())
-    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
-    (version / "manifest.json").write_text(json.dumps(manifest))
+    make_older_index(store, "DROP TABLE chunks_fts")
     old = IndexStore(store.root)
     assert old.lexical_search(fts_query("휴가"), 3) == []  # dense still works meanwhile
     extra = tmp_path / "extra.md"
@@ -121,17 +113,13 @@ def test_an_index_from_before_the_lexical_leg_is_filled_at_the_next_commit(store
 def test_an_index_from_before_document_titles_is_upgraded_at_the_next_commit(store, embedder, tmp_path):
     """Version 1 of the lexical table held each chunk's own tokens and documents had no title: the next
     commit adds the column (the file name until a document is added again) and refills the table."""
-    version = store.root / store.version
-    db = sqlite3.connect(version / "chunks.sqlite")
-    db.execute("ALTER TABLE documents DROP COLUMN title")
-    db.execute("DELETE FROM chunks_fts")
-    db.execute("INSERT INTO chunks_fts(rowid, tokens) SELECT id, 'old' FROM chunks")
-    db.commit()
-    db.close()
-    manifest = json.loads((version / "manifest.json").read_text())
-    manifest["checksums"]["chunks.sqlite"] = file_checksum(version / "chunks.sqlite")
-    manifest["lexical"] = "cjk-bigram-unigram-fts5/1"
-    (version / "manifest.json").write_text(json.dumps(manifest))
+    make_older_index(
+        store,
+        "ALTER TABLE documents DROP COLUMN title",
+        "DELETE FROM chunks_fts",
+        "INSERT INTO chunks_fts(rowid, tokens) SELECT id, 'old' FROM chunks",
+        lexical="cjk-bigram-unigram-fts5/1",
+    )
     old = IndexStore(store.root)
     assert [h.source for h in old.lexical_search(fts_query("old"), 5)]  # read as it is until then
     extra = tmp_path / "extra.md"
