@@ -232,6 +232,7 @@ def test_a_conversation_survives_a_reload_and_a_server_restart(tiny_model, isola
         page.wait_for_selector(CHAT_INPUT, timeout=30_000)
         page.get_by_text("Model ready").wait_for(timeout=60_000)
         page.get_by_text("Embedder ready").wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"^1 document\(s\)")).wait_for(timeout=60_000)  # the bundled guide is indexed
         messages = page.locator('[data-testid="stChatMessage"]')
         ask(page, "How do I add documents?")
         messages.nth(1).get_by_text("cache miss").wait_for(timeout=90_000)
@@ -239,6 +240,7 @@ def test_a_conversation_survives_a_reload_and_a_server_restart(tiny_model, isola
         messages.nth(3).get_by_text("cache miss").wait_for(timeout=90_000)
         page.wait_for_url(re.compile(r"\?chat=[0-9a-f]{32}"))
         before = chat_texts(page)
+        assert "[1] user-guide.md" in before[1] and "[1] user-guide.md" in before[3]  # each answer has its sources
         page.reload()  # the URL names the conversation: it is there again
         messages.nth(3).get_by_text("cache miss").wait_for(timeout=30_000)
         assert settled_texts(page, before) == before
