@@ -266,14 +266,20 @@ def test_ask_within_a_collection_and_move_a_document(monkeypatch, tmp_path):
         (tmp_path / name).write_text(text)
         eng.ingest([tmp_path / name], collection=collection)
     at.run()
-    scope = at.sidebar.multiselect(key="scope")
-    assert scope.options == ["HR", "Pumps"] and scope.value == []
-    scope.select("Pumps").run()
+    scope = at.sidebar.button_group(key="scope")
+    assert list(scope.options) == ["HR", "Pumps"] and scope.value == []
+    scope.set_value(["Pumps"]).run()
     at.chat_input[0].set_value("What is the access code?").run()
     answer = at.chat_message[-1]
     labels = [e.label for e in answer.expander]
     assert labels and all("pumps\\.txt" in label for label in labels), labels
     assert "within Pumps" in answer.caption[-1].value
     hr = next(d for d in eng.documents().documents if d["source"] == "hr.txt")
-    at.sidebar.multiselect(key=f"coll-{hr['doc_id']}").select("Pumps").run()  # the document's 🏷 selector
+    at.sidebar.button_group(key=f"coll-{hr['doc_id']}").set_value(["HR", "Pumps"]).run()  # the document's 🏷
     assert next(d for d in eng.documents().documents if d["source"] == "hr.txt")["collections"] == ["HR", "Pumps"]
+    at.sidebar.text_input(key=f"new-{hr['doc_id']}").input("Archive").run()  # a new collection, typed
+    assert next(d for d in eng.documents().documents if d["source"] == "hr.txt")["collections"] == [
+        "Archive",
+        "HR",
+        "Pumps",
+    ]

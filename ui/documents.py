@@ -24,13 +24,14 @@ def scope() -> list[str]:
 def render(engine) -> None:
     st.subheader("Documents")
     named = sorted(engine.collections())
-    st.multiselect(
-        "Ask within",
-        [*named, *(c for c in scope() if c not in named)],
-        key="scope",
-        placeholder=ALL,
-        help="Answers come only from documents in these collections; none chosen: all documents",
-    )
+    if named or scope():  # pills, not a select box: its script is fetched with the page and delays it
+        st.pills(
+            "Ask within",
+            [*named, *(c for c in scope() if c not in named)],
+            selection_mode="multi",
+            key="scope",
+            help="Answers come only from documents in the chosen collections; none chosen: all documents",
+        )
     round_ = st.session_state.setdefault("upload_round", 0)
     files = st.file_uploader(
         "Add documents",
@@ -39,15 +40,17 @@ def render(engine) -> None:
         key=f"uploads-{round_}",
         help=f"PDF, Markdown, HTML, Word or text; up to {engine.settings.max_upload_mb} MB each",
     )
-    target = st.selectbox(
-        "Into collection",
-        [ALL, *named],
-        key=f"into-{round_}",
-        accept_new_options=True,
-        help="Type a new name to start a collection; every document is also in All documents",
-    )
+    target = ""
+    if files:
+        target = st.text_input(
+            "Into collection (optional)",
+            key=f"into-{round_}",
+            placeholder=", ".join(named[:3]) or "e.g. HR handbook",
+            help="A collection's name, new or existing; every document is also in All documents",
+        )
     if files and st.button(f"Add {len(files)} file(s) to the index", type="primary"):
-        st.session_state["ingest_notes"] = _ingest(engine, files, "" if target in (None, ALL) else target)
+        chosen = " ".join(target.split())
+        st.session_state["ingest_notes"] = _ingest(engine, files, "" if chosen.casefold() == ALL.casefold() else chosen)
         st.session_state["upload_round"] = round_ + 1
         st.rerun()
     for kind, note in st.session_state.pop("ingest_notes", []):
@@ -81,16 +84,17 @@ def _document_list(engine) -> None:
         tags = f" · {', '.join(md_escape(c) for c in doc['collections'])}" if doc["collections"] else ""
         name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages{tags}")
         with tag_col.popover("🏷", help="Collections"):
-            st.multiselect(
-                "Collections",
-                sorted({*named, *doc["collections"]}),
-                default=doc["collections"],
-                key=f"coll-{doc['doc_id']}",
-                accept_new_options=True,
-                placeholder="Only in All documents",
-                on_change=_move,
-                args=(engine, doc["doc_id"]),
-            )
+            if named:
+                st.pills(
+                    "Collections",
+                    sorted({*named, *doc["collections"]}),
+                    default=doc["collections"],
+                    selection_mode="multi",
+                    key=f"coll-{doc['doc_id']}",
+                    on_change=_move,
+                    args=(engine, doc["doc_id"]),
+                )
+            st.text_input("Add to a new collection", key=f"new-{doc['doc_id']}", on_change=_add, args=(engine, doc))
         button_col.button(
             "🗑",
             key=f"del-{doc['doc_id']}",
@@ -104,8 +108,20 @@ def _document_list(engine) -> None:
 
 def _move(engine, doc_id: str) -> None:
     """Put the document in the collections its selector now names."""
+    _set(engine, doc_id, st.session_state.get(f"coll-{doc_id}") or [])
+
+
+def _add(engine, doc: dict) -> None:
+    """Put the document in the collection typed for it too."""
+    name = " ".join(str(st.session_state.get(f"new-{doc['doc_id']}") or "").split())
+    if name:
+        _set(engine, doc["doc_id"], [*doc["collections"], name])
+    st.session_state[f"new-{doc['doc_id']}"] = ""
+
+
+def _set(engine, doc_id: str, names: list[str]) -> None:
     try:
-        engine.set_collections(doc_id, st.session_state.get(f"coll-{doc_id}") or [])
+        engine.set_collections(doc_id, names)
     except RagError as exc:
         st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
 
