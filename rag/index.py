@@ -528,9 +528,9 @@ class IndexStore:
 
     @staticmethod
     def _upgrade(db, base: _Version | None) -> None:
-        """Bring a copied older version up to this schema: documents get a title column (the file
-        name until the document is added again), and the FTS table is filled, or refilled when it
-        was written by another LEXICAL."""
+        """Bring a copied older version up to this schema: the collections table (empty), a title
+        column for documents (the file name until the document is added again), and the FTS table
+        filled, or refilled when it was written by another LEXICAL."""
         db.executescript(COLLECTIONS_SCHEMA)
         if "title" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
             db.execute("ALTER TABLE documents ADD COLUMN title TEXT NOT NULL DEFAULT ''")
