@@ -214,6 +214,11 @@ def test_a_conversation_is_saved_reopened_after_a_reload_and_continued(tiny_mode
     assert listed.label == "How do I add documents?" and listed.proto.type == "primary"  # the open one
     reloaded.chat_input[0].set_value("Where are uploads stored?").run()
     assert len(reloaded.chat_message) == 6 and len(eng.history.get(chat_id).exchanges) == 3
+    from rag import to_markdown
+    from ui.conversations import _export
+
+    exported = _export(eng, chat_id, to_markdown)  # what the Markdown button downloads when clicked
+    assert exported.startswith("# How do I add documents?\n") and "## 3. Where are uploads stored?" in exported
 
     next(b for b in reloaded.sidebar.button if b.label == "➕ New chat").click().run()
     assert len(reloaded.chat_message) == 0 and "chat" not in reloaded.query_params

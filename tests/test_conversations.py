@@ -18,7 +18,7 @@ from rag import conversations
 from rag.config import Settings
 from rag.conversations import SQLiteConversations, title_of
 from rag.engine import Engine
-from rag.errors import HistoryError
+from rag.errors import ConfigError, HistoryError
 from rag.events import Done
 from rag.export import to_json, to_markdown
 
@@ -127,7 +127,7 @@ def test_a_full_disk_is_reported_and_loses_nothing(store):
         f"""
         import resource, signal, sys
         from rag.conversations import SQLiteConversations
-        from rag.errors import HistoryError
+        from rag.errors import ConfigError, HistoryError
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
         store = SQLiteConversations({str(store.path)!r})
@@ -168,7 +168,7 @@ def test_history_off_keeps_nothing(settings, embedder, tmp_path):
     assert Settings.from_env({}).history is True
     off = Settings.from_env({"HISTORY": "off"})
     assert off.history is False
-    with pytest.raises(Exception, match="HISTORY='maybe'"):
+    with pytest.raises(ConfigError, match="HISTORY='maybe'"):
         Settings.from_env({"HISTORY": "maybe"})
     engine = Engine(replace(settings, history=False), embedder=embedder, start=False)
     assert engine.history is None

@@ -3,6 +3,8 @@ rename, export (Markdown, JSON) and delete. Titles are the user's words: always 
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from rag import HistoryError, export_file_name, to_json, to_markdown
@@ -71,13 +73,26 @@ def _manage(engine, conversation_id: str) -> None:
                 st.session_state["history_notice"] = str(exc)
             st.rerun()
         left, right = st.columns(2)
-        left.download_button(
-            "Markdown", to_markdown(conv), export_file_name(conv, "md"), "text/markdown", key=f"md-{conv.id}"
-        )
-        right.download_button(
-            "JSON", to_json(conv), export_file_name(conv, "json"), "application/json", key=f"json-{conv.id}"
-        )
+        # the export is built when a button is clicked, not on every run of the page
+        for column, label, ext, mime, write in (
+            (left, "Markdown", "md", "text/markdown", to_markdown),
+            (right, "JSON", "json", "application/json", to_json),
+        ):
+            column.download_button(
+                label,
+                partial(_export, engine, conv.id, write),
+                export_file_name(conv, ext),
+                mime,
+                key=f"{ext}-{conv.id}",
+                on_click="ignore",
+            )
         st.button("🗑 Delete conversation", key=f"delete-{conv.id}", on_click=_delete, args=(engine, conv.id))
+
+
+def _export(engine, conversation_id: str, write) -> str:
+    """The conversation as saved now, written by `write` (to_markdown or to_json)."""
+    conv = engine.history.get(conversation_id)
+    return write(conv) if conv is not None else ""
 
 
 def _delete(engine, conversation_id: str) -> None:
