@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements_minimal.txt requirements.txt requirements-models.txt scripts/build_llama.py pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install browser run test test-fast lint demo bench bench-quick bench-build bench-remote container-test soak clean
+.PHONY: install services run test test-fast lint demo bench bench-quick bench-build bench-remote container-test soak clean
 
 $(STAMP): requirements_minimal.txt requirements.txt requirements-models.txt scripts/build_llama.py pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,10 @@ run: install
 demo: install
 	$(PY) -m rag demo
 
-browser:
-	scripts/install-chromium.sh
+services:
+	scripts/install-test-services.sh
 
-test: install browser
+test: install services
 	$(PY) -m pytest -q
 
 # the edit loop: everything not marked slow (under a minute); `make test` runs all of it

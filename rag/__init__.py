@@ -33,6 +33,8 @@ _PUBLIC = {
     "to_json": "export",
     "export_file_name": "export",
     "HistoryError": "errors",
+    "Viewer": "accounts",
+    "history_owner": "engine",
 }
 __all__ = [
     "DEMO_MODEL_NOTE",
@@ -52,15 +54,18 @@ __all__ = [
     "Token",
     "UploadNote",
     "HistoryError",
+    "Viewer",
     "export_file_name",
+    "history_owner",
     "md_escape",
     "to_json",
     "to_markdown",
 ]
 
 if TYPE_CHECKING:
+    from .accounts import Viewer
     from .config import PROJECT_ROOT, SAMPLE_GUIDE, Settings
-    from .engine import Engine
+    from .engine import Engine, history_owner
     from .errors import HistoryError, RagError
     from .events import Done, Error, Hits, Notice, Status, Token
     from .export import export_file_name, md_escape, to_json, to_markdown

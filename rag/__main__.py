@@ -1,4 +1,4 @@
-"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,collections,reindex,chats,eval,...}.
+"""Command line: python -m rag {ingest,ask,status,plan,cache,docs,delete,collections,reindex,chats,users,eval,...}.
 
 Errors print one actionable line (`error: ...`) and exit non-zero; no tracebacks for user errors.
 """
@@ -35,7 +35,7 @@ def cmd_ingest(args) -> int:
         if name:
             print(f"[{done + 1}/{total}] {printable(name)}", file=sys.stderr)
 
-    report = engine.ingest(args.paths, progress, collection=args.collection)
+    report = engine.ingest(args.paths, progress, collection=args.collection, owner=args.owner)
     for r in report.results:
         if r.status == "error":
             print(f"error: {printable(r.message)}", file=sys.stderr)
@@ -227,7 +227,8 @@ def cmd_docs(args) -> int:
     store = IndexStore(Settings.from_env().index_dir)
     for doc in store.documents():
         named = f"  [{', '.join(printable(c) for c in doc['collections'])}]" if doc["collections"] else ""
-        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {printable(doc['source'])}{named}")
+        owner = f"  (owner {printable(doc['owner'])})" if doc["owner"] else ""
+        print(f"{doc['doc_id'][:12]}  {doc['chunks']:5} chunks  {printable(doc['source'])}{named}{owner}")
     return 0
 
 
@@ -309,26 +310,28 @@ def cmd_bench(args) -> int:
 
 def cmd_chats(args) -> int:
     """Saved conversations: list [--search], show, export (--format md|json), delete."""
-    from .conversations import SQLiteConversations
+    from .conversations import Conversations
+    from .db import open_database
     from .export import to_json, to_markdown
 
     settings = Settings.from_env()
     if not settings.history:
         raise RagError("the conversation history is off (HISTORY=off): nothing is saved")
-    store = SQLiteConversations(settings.data_dir / "conversations.sqlite")
+    store = Conversations(open_database(settings.database_url, settings.data_dir))
+    user = args.user
     if args.action == "list":
-        for s in store.list(args.search, limit=args.limit):
+        for s in store.list(args.search, limit=args.limit, owner=user):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
             print(f"{s.id[:8]}  {when}  {s.exchanges:3} exchange(s)  {printable(s.title)}")
         return 0
     if not args.id:
         raise RagError(f"`chats {args.action}` needs a conversation id (the first characters, from `chats list`)")
-    conversation_id = store.resolve(args.id)
+    conversation_id = store.resolve(args.id, owner=user)
     if args.action == "delete":
-        store.delete(conversation_id)
+        store.delete(conversation_id, owner=user)
         print(f"deleted {conversation_id[:8]}")
         return 0
-    conv = store.get(conversation_id)
+    conv = store.get(conversation_id, owner=user)
     assert conv is not None
     text = to_json(conv) if args.format == "json" else to_markdown(conv)
     if args.action == "export" and args.out:
@@ -336,6 +339,47 @@ def cmd_chats(args) -> int:
         print(f"wrote {args.out}")
     else:  # to a terminal: a stored question's control characters are shown, not obeyed
         print("\n".join(printable(line) for line in text.split("\n")), end="")
+    return 0
+
+
+def cmd_users(args) -> int:
+    """Accounts for AUTH=local: add, passwd, disable, enable, admin, list."""
+    import getpass
+
+    from .accounts import Accounts
+    from .db import open_database
+
+    settings = Settings.from_env()
+    accounts = Accounts(open_database(settings.database_url, settings.data_dir), settings.session_hours)
+    if args.action == "list":
+        for u in accounts.list():
+            last = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.last_sign_in)) if u.last_sign_in else "never"
+            state = "disabled" if u.disabled else "active"
+            print(f"{printable(u.name):24} {u.role:5} {state:8} last sign-in {last}")
+        if not settings.accounts:
+            print(f"note: AUTH={settings.auth}: these accounts are used only with AUTH=local", file=sys.stderr)
+        return 0
+    if not args.name:
+        raise RagError(f"`users {args.action}` needs a user name")
+    if args.action in ("add", "passwd"):
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                raise RagError("the two passwords differ; nothing was changed")
+        if args.action == "add":
+            user = accounts.add(args.name, password, admin=args.admin)
+            print(f"added {printable(user.name)} ({user.role})")
+        else:
+            accounts.set_password(args.name, password)
+            print(f"password of {printable(args.name)} changed; its sessions ended")
+    elif args.action in ("disable", "enable"):
+        accounts.set_disabled(args.name, args.action == "disable")
+        print(f"{printable(args.name)} {args.action}d")
+    else:  # admin
+        accounts.set_role(args.name, not args.revoke)
+        print(f"{printable(args.name)} is {'no longer ' if args.revoke else ''}an admin")
     return 0
 
 
@@ -386,6 +430,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="add files or folders to the index")
     s.add_argument("paths", nargs="+")
     s.add_argument("--collection", default="", help="also put the files in this named collection")
+    s.add_argument(
+        "--owner", default="", help="with AUTH on: the user the documents belong to (default: the shared library)"
+    )
     s.set_defaults(func=cmd_ingest)
     s = sub.add_parser("collections", help="list named collections, or set the ones a document is in")
     s.add_argument("action", choices=["list", "set"])
@@ -446,7 +493,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=50, help="with list: at most this many (newest first)")
     s.add_argument("--format", choices=["md", "json"], default="md", help="with show/export")
     s.add_argument("-o", "--out", help="with export: write to this file instead of printing")
+    s.add_argument("--user", default="", help="with AUTH on: this user's conversations (default: from before sign-in)")
     s.set_defaults(func=cmd_chats)
+    s = sub.add_parser("users", help="accounts for AUTH=local: add, passwd, disable, enable, admin, list")
+    s.add_argument("action", choices=["add", "passwd", "disable", "enable", "admin", "list"])
+    s.add_argument("name", nargs="?", help="the user name (letters, digits, . _ @ -)")
+    s.add_argument("--admin", action="store_true", help="with add: an admin (manages the shared library)")
+    s.add_argument("--revoke", action="store_true", help="with admin: take the admin role away")
+    s.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin (scripts)"
+    )
+    s.set_defaults(func=cmd_users)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
     s.add_argument("out")
     s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")

@@ -130,6 +130,20 @@ def _prefix(name: str, raw: str) -> str:
     return raw
 
 
+def _database_url(name: str, raw: str) -> str:
+    url = raw.strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{name} must be a postgresql:// URL (e.g. postgresql://aichat:secret@db:5432/aichat); "
+            "unset it to keep the state in SQLite under DATA_DIR"
+        )
+    return url
+
+
+def _names(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
+
+
 def _env(name: str, parse: Callable, default, shown: str, doc: str, secret: bool = False):
     return field(default=default, repr=not secret, metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
 
@@ -272,8 +286,37 @@ class Settings:
         _bool,
         True,
         "true",
-        "Save every exchange in DATA_DIR/conversations.sqlite (listed, searchable and exportable in the sidebar and "
-        "with `rag chats`); false = keep nothing on disk, a conversation lives only in its browser tab.",
+        "Save every exchange in DATA_DIR/conversations.sqlite, or the DATABASE_URL database (listed, searchable and "
+        "exportable in the sidebar and with `rag chats`); false = keep nothing on disk, a conversation lives only in "
+        "its browser tab.",
+    )
+    auth: Literal["off", "local", "oidc"] = _env(
+        "AUTH",
+        _choice("off", "local", "oidc"),
+        "off",
+        "off",
+        "Sign-in: `off` = one user, who sees everything; `local` = accounts managed with `rag users` (each "
+        "user sees their own documents and conversations plus the shared library); `oidc` = Streamlit's "
+        "OpenID Connect sign-in, configured in .streamlit/secrets.toml (docs/accounts.md).",
+    )
+    database_url: str = _env(
+        "DATABASE_URL",
+        _database_url,
+        "",
+        "unset (SQLite in DATA_DIR)",
+        "`postgresql://user:password@host:5432/db`: keep users, sessions and conversations in PostgreSQL, so "
+        "several app processes share them. Never logged or shown.",
+        secret=True,
+    )
+    session_hours: float = _env(
+        "SESSION_HOURS", _float(0.0, 24 * 365, lo_open=True), 12.0, "12", "Hours a sign-in lasts (AUTH=local)."
+    )
+    admin_users: tuple = _env(
+        "ADMIN_USERS",
+        _names,
+        (),
+        "none",
+        "With AUTH=oidc: comma-separated e-mail addresses of the admins (AUTH=local keeps roles with `rag users`).",
     )
     max_upload_mb: int = _env(
         "MAX_UPLOAD_MB",
@@ -461,6 +504,11 @@ class Settings:
     def model_is_bundled(self) -> bool:
         """Whether the model in use is the bundled demo model (the UI and `rag status` say so)."""
         return self.model_path is not None and self.model_path == bundled_model()
+
+    @property
+    def accounts(self) -> bool:
+        """Whether users sign in with accounts of ours (AUTH=local, managed with `rag users`)."""
+        return self.auth == "local"
 
     @property
     def chain(self) -> tuple[Endpoint, ...]:

@@ -1,8 +1,10 @@
 """Saved conversations: every exchange is stored as it completes, so a reload, a closed tab or a
 server restart loses nothing, and yesterday's answer can be found again.
 
-`ConversationStore` is the small interface the UI and the CLI use; `SQLiteConversations` is the
-embedded implementation, one SQLite file under DATA_DIR (WAL, so readers never wait for a writer).
+`ConversationStore` is the small interface the UI and the CLI use; `Conversations` implements it on
+the state database (db.py): one SQLite file under DATA_DIR by default, PostgreSQL with DATABASE_URL.
+Every conversation has an owner (the signed-in user; "" when sign-in is off) and every call names
+the owner it acts for: another user's conversation is never listed, opened, renamed or deleted.
 An exchange keeps the question and the assistant message exactly as the UI shows it (answer,
 numbered passages, which were cited, the draft the answer check cut, the meta line) plus `turn`,
 the exchange as the engine sent it to the model, so a reopened conversation continues with the
@@ -13,29 +15,29 @@ the file and the fix; nothing here ever deletes or rewrites a file it cannot rea
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .db import Database, SQLiteDatabase
 from .errors import HistoryError
 
 TITLE_CHARS = 80  # a conversation is titled from its first question, cut here
 LIST_LIMIT = 50  # conversations listed at once (newest first); a search finds the older ones
-BUSY_MS = 2000  # how long a write waits for another writer (a second tab, another process)
+# SQLite files written before accounts lack `owner`: Conversations adds it (as "") on first use
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+    id TEXT PRIMARY KEY, title TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL, owner TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations(updated);
 CREATE TABLE IF NOT EXISTS exchanges (
-    id INTEGER PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
     ordinal INTEGER NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL, record TEXT NOT NULL,
-    created REAL NOT NULL, UNIQUE (conversation_id, ordinal));
+    created DOUBLE PRECISION NOT NULL, PRIMARY KEY (conversation_id, ordinal));
 """
+OWNER_COLUMN = "ALTER TABLE conversations ADD COLUMN owner TEXT NOT NULL DEFAULT ''"
 
 
 @dataclass
@@ -63,17 +65,19 @@ class Conversation:
 
 
 class ConversationStore(Protocol):
-    def add(self, conversation_id: str | None, question: str, record: dict) -> str: ...
+    """`owner`: whose conversations (the signed-in user's name; "" with sign-in off)."""
 
-    def list(self, search: str = "", limit: int = LIST_LIMIT) -> list[Summary]: ...
+    def add(self, conversation_id: str | None, question: str, record: dict, owner: str = "") -> str: ...
 
-    def get(self, conversation_id: str) -> Conversation | None: ...
+    def list(self, search: str = "", limit: int = LIST_LIMIT, owner: str = "") -> list[Summary]: ...
 
-    def rename(self, conversation_id: str, title: str) -> None: ...
+    def get(self, conversation_id: str, owner: str = "") -> Conversation | None: ...
 
-    def delete(self, conversation_id: str) -> None: ...
+    def rename(self, conversation_id: str, title: str, owner: str = "") -> None: ...
 
-    def resolve(self, prefix: str) -> str: ...
+    def delete(self, conversation_id: str, owner: str = "") -> None: ...
+
+    def resolve(self, prefix: str, owner: str = "") -> str: ...
 
 
 def title_of(question: str) -> str:
@@ -91,125 +95,112 @@ def _json(value) -> str:
     )
 
 
-class SQLiteConversations:
-    def __init__(self, path: Path | str):
-        self.path = Path(path)
+class Conversations:
+    """ConversationStore on the state database (db.py)."""
 
-    @contextmanager
-    def _db(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection for one operation (any thread); SQLite's errors become HistoryError."""
-        db = None
-        try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            elif not self.path.exists():
-                db = sqlite3.connect(":memory:")  # nothing saved yet: read an empty store, create no file
-            db = db or sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
-            db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            db.execute("PRAGMA foreign_keys=ON")
-            if write:
-                db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            yield db
-        except (sqlite3.Error, OSError) as exc:
-            raise HistoryError(self._explain(exc)) from exc
-        finally:
-            if db is not None:
-                db.close()
+    def __init__(self, db: Database):
+        self.db = db
+        db.add_schema(SCHEMA)
+        if not db.postgres:
+            self._add_owner_column()
 
-    def _explain(self, exc: Exception) -> str:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            fix = "another process holds it; try again in a moment"
-        elif "full" in text or getattr(exc, "errno", None) == 28:
-            fix = "the disk is full; free some space"
-        elif "not a database" in text or "malformed" in text:
-            fix = "the file is damaged; move it aside to start a new history (it is left as it is)"
-        else:
-            fix = "check the folder's permissions and free space"
-        return f"the conversation history {self.path} could not be used ({text}): {fix}"
+    def _add_owner_column(self) -> None:
+        """A history saved before accounts existed: its conversations get the owner "" (sign-in off)."""
+        with self.db.tx() as tx:
+            columns = [row[1] for row in tx.rows("PRAGMA table_info(conversations)")]
+        if "owner" not in columns:
+            with self.db.tx(write=True) as tx:
+                if "owner" not in [row[1] for row in tx.rows("PRAGMA table_info(conversations)")]:
+                    tx.rows(OWNER_COLUMN)
 
-    def add(self, conversation_id: str | None, question: str, record: dict) -> str:
-        """Append one exchange (to a new conversation when `conversation_id` is None or unknown);
-        returns the conversation's id. Two tabs appending to one conversation both keep theirs."""
+    def add(self, conversation_id: str | None, question: str, record: dict, owner: str = "") -> str:
+        """Append one exchange (to a new conversation when `conversation_id` is None or not one of
+        `owner`'s); returns the conversation's id. Two tabs appending to one conversation both keep theirs."""
         now = time.time()
         body = _json({k: v for k, v in record.items() if k != "stream"})
-        with self._db(write=True) as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                known = (
-                    conversation_id
-                    and db.execute("SELECT 1 FROM conversations WHERE id=?", (conversation_id,)).fetchone()
+        with self.db.tx(write=True) as tx:
+            row = None
+            if conversation_id:
+                row = tx.one(f"SELECT owner FROM conversations WHERE id=?{self.db.for_update}", (conversation_id,))
+            if row is not None and row[0] != owner:
+                conversation_id, row = None, None  # someone else's id: never written into; a new one instead
+            if row is None:
+                conversation_id = conversation_id or uuid.uuid4().hex
+                tx.rows(
+                    "INSERT INTO conversations (id, title, created, updated, owner) VALUES (?,?,?,?,?)",
+                    (conversation_id, title_of(question), now, now, owner),
                 )
-                if not known:
-                    conversation_id = conversation_id or uuid.uuid4().hex
-                    db.execute(
-                        "INSERT INTO conversations VALUES (?,?,?,?)", (conversation_id, title_of(question), now, now)
-                    )
-                else:
-                    db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
-                ordinal = db.execute(
-                    "SELECT coalesce(max(ordinal), 0) + 1 FROM exchanges WHERE conversation_id=?", (conversation_id,)
-                ).fetchone()[0]
-                db.execute(
-                    "INSERT INTO exchanges(conversation_id, ordinal, question, answer, record, created)"
-                    " VALUES (?,?,?,?,?,?)",
-                    (conversation_id, ordinal, question, str(record.get("content", "")), body, now),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            else:
+                tx.rows("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
+            found = tx.one(
+                "SELECT coalesce(max(ordinal), 0) + 1 FROM exchanges WHERE conversation_id=?", (conversation_id,)
+            )
+            assert found is not None
+            tx.rows(
+                "INSERT INTO exchanges (conversation_id, ordinal, question, answer, record, created)"
+                " VALUES (?,?,?,?,?,?)",
+                (conversation_id, found[0], question, str(record.get("content", "")), body, now),
+            )
         assert conversation_id is not None
         return conversation_id
 
-    def list(self, search: str = "", limit: int = LIST_LIMIT) -> list[Summary]:
-        """Conversations, newest first; with `search`, those whose title, a question or an answer
-        contains it (case-insensitive for Latin letters, any script)."""
+    def list(self, search: str = "", limit: int = LIST_LIMIT, owner: str = "") -> list[Summary]:
+        """`owner`'s conversations, newest first; with `search`, those whose title, a question or an
+        answer contains it (case-insensitive for Latin letters, any script)."""
         sql = "SELECT c.id, c.title, c.updated, (SELECT count(*) FROM exchanges e WHERE e.conversation_id = c.id)"
-        sql += " FROM conversations c"
-        args: list = []
+        sql += " FROM conversations c WHERE c.owner = ?"
+        args: list = [owner]
         if search.strip():
-            like = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            like = "%" + search.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             sql += (
-                " WHERE c.title LIKE ? ESCAPE '\\' OR c.id IN (SELECT conversation_id FROM exchanges"
-                " WHERE question LIKE ? ESCAPE '\\' OR answer LIKE ? ESCAPE '\\')"
+                " AND (lower(c.title) LIKE ? ESCAPE '\\' OR c.id IN (SELECT conversation_id FROM exchanges"
+                " WHERE lower(question) LIKE ? ESCAPE '\\' OR lower(answer) LIKE ? ESCAPE '\\'))"
             )
-            args = [like, like, like]
+            args += [like, like, like]
         sql += " ORDER BY c.updated DESC LIMIT ?"
-        with self._db() as db:
-            rows = db.execute(sql, [*args, limit]).fetchall()
+        with self.db.tx() as tx:
+            rows = tx.rows(sql, [*args, limit])
         return [Summary(*row) for row in rows]
 
-    def get(self, conversation_id: str) -> Conversation | None:
-        with self._db() as db:
-            head = db.execute("SELECT id, title, created, updated FROM conversations WHERE id=?", (conversation_id,))
-            row = head.fetchone()
+    def get(self, conversation_id: str, owner: str = "") -> Conversation | None:
+        with self.db.tx() as tx:
+            row = tx.one(
+                "SELECT id, title, created, updated FROM conversations WHERE id=? AND owner=?", (conversation_id, owner)
+            )
             if row is None:
                 return None
-            rows = db.execute(
+            rows = tx.rows(
                 "SELECT question, record, created FROM exchanges WHERE conversation_id=? ORDER BY ordinal",
                 (conversation_id,),
-            ).fetchall()
+            )
         return Conversation(row[0], row[1], row[2], row[3], [Exchange(q, json.loads(r), c) for q, r, c in rows])
 
-    def rename(self, conversation_id: str, title: str) -> None:
+    def rename(self, conversation_id: str, title: str, owner: str = "") -> None:
         title = " ".join(title.split())[:200]
         if not title:
             raise HistoryError("a conversation's title cannot be empty")
-        with self._db(write=True) as db:
-            db.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
+        with self.db.tx(write=True) as tx:
+            tx.rows("UPDATE conversations SET title=? WHERE id=? AND owner=?", (title, conversation_id, owner))
 
-    def delete(self, conversation_id: str) -> None:
-        with self._db(write=True) as db:
-            db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+    def delete(self, conversation_id: str, owner: str = "") -> None:
+        with self.db.tx(write=True) as tx:
+            if tx.one("SELECT 1 FROM conversations WHERE id=? AND owner=?", (conversation_id, owner)):
+                tx.rows("DELETE FROM exchanges WHERE conversation_id=?", (conversation_id,))
+                tx.rows("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
-    def resolve(self, prefix: str) -> str:
-        """The one conversation id starting with `prefix` (the CLI shows 8 characters)."""
-        with self._db() as db:
-            like = prefix.replace("%", "").replace("_", "") + "%"
-            ids = [r[0] for r in db.execute("SELECT id FROM conversations WHERE id LIKE ? LIMIT 2", (like,))]
+    def resolve(self, prefix: str, owner: str = "") -> str:
+        """The one conversation id of `owner` starting with `prefix` (the CLI shows 8 characters)."""
+        like = prefix.replace("%", "").replace("_", "").replace("\\", "") + "%"
+        with self.db.tx() as tx:
+            ids = [
+                r[0] for r in tx.rows("SELECT id FROM conversations WHERE id LIKE ? AND owner=? LIMIT 2", (like, owner))
+            ]
         if len(ids) != 1:
             what = "no conversation" if not ids else "more than one conversation"
             raise HistoryError(f"{what} has an id starting with {prefix!r}: see `python -m rag chats list`")
         return ids[0]
+
+
+def SQLiteConversations(path: Path | str) -> Conversations:  # noqa: N802 - reads as the class it was
+    """Conversations in one SQLite file (the embedded default; tests and benchmarks)."""
+    return Conversations(SQLiteDatabase(path))

@@ -3,7 +3,9 @@
 Creating an Engine (start=True) begins loading its parts in background threads and returns at once
 (the local model only when it heads the backend chain). `ask()` yields events (events.py) from the
 question pipeline (pipeline.py). `ingest()`, `add_uploads()`, `delete_document()` and `reindex()`
-change the index; `documents()` lists it. A sampler thread reads RAM/VRAM once a second, keeps the
+change the index; `documents()` lists it. Each takes the `viewer` (accounts.Viewer, the signed-in
+user; None with sign-in off), who sees and changes only their own documents and the shared library
+(admins change the shared library too). A sampler thread reads RAM/VRAM once a second, keeps the
 chart's history and reacts to memory pressure, so `status()` is a plain read of typed dataclasses
 (status.py). The Engine never imports streamlit.
 """
@@ -20,9 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
+from .accounts import Accounts, Viewer
 from .cache import AnswerCache
 from .config import Settings
-from .conversations import ConversationStore, SQLiteConversations
+from .conversations import Conversations, ConversationStore
+from .db import open_database
 from .embeddings import Embedder, load_embedder
 from .errors import IngestError, RagError
 from .events import Error
@@ -54,10 +58,11 @@ class Engine:
         )
         self.index: Lazy[IndexStore] = Lazy("index", self._open_index)
         self.cache = AnswerCache(settings.cache_dir, settings.semantic_cache)
-        # saved conversations (None with HISTORY=off: nothing kept on disk)
-        self.history: ConversationStore | None = (
-            SQLiteConversations(settings.data_dir / "conversations.sqlite") if settings.history else None
-        )
+        # the state database (SQLite in DATA_DIR, or PostgreSQL): saved conversations (None with
+        # HISTORY=off: nothing kept on disk) and, with AUTH=local, the accounts
+        self.db = open_database(settings.database_url, settings.data_dir)
+        self.history: ConversationStore | None = Conversations(self.db) if settings.history else None
+        self.accounts = Accounts(self.db, settings.session_hours) if settings.accounts else None
         self.chain = Chain(settings)
         self.pipeline = Pipeline(settings, self.chain, self.cache, self.index, self.embedder, self.gen_params)
         self.memory_history: deque[tuple[float, int, int]] = deque(maxlen=HISTORY_SAMPLES)
@@ -127,11 +132,12 @@ class Engine:
         cancel: threading.Event | None = None,
         wait_for_model: bool = False,
         collections: Sequence[str] = (),
+        viewer: Viewer | None = None,
     ) -> Iterator:
         """Answer `question` as a stream of events; never raises for user-facing problems.
         `collections`: search only documents in these named collections (none: all documents)."""
         scope = tuple(sorted({c for c in collections if c and c != ALL_DOCUMENTS}))
-        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model, scope)
+        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model, scope, _owner(viewer))
         if not q.text:
             yield Error("the question is empty: type a question about your documents")
             return
@@ -142,36 +148,60 @@ class Engine:
 
     # ---- documents -------------------------------------------------------------------------
     def ingest(
-        self, paths, progress: Progress | None = None, names: dict[str, str] | None = None, collection: str = ""
+        self,
+        paths,
+        progress: Progress | None = None,
+        names: dict[str, str] | None = None,
+        collection: str = "",
+        owner: str = "",
     ) -> IngestReport:
-        """Index files and folders (into the named `collection` too, when given)."""
+        """Index files and folders (into the named `collection` too, when given), as `owner`'s
+        documents ("": the shared library)."""
         embedder, store = self.embedder.get(), self.index.get()
         store.check_embedder(embedder.id, embedder.dim)
         s = self.settings
-        return ingest(paths, embedder, store, s.chunk_chars, s.chunk_overlap, progress, names, collection=collection)
+        return ingest(
+            paths, embedder, store, s.chunk_chars, s.chunk_overlap, progress, names, collection=collection, owner=owner
+        )
 
-    def collections(self) -> dict[str, int]:
-        """Named collections with their document counts ("All documents" holds every document)."""
+    def collections(self, viewer: Viewer | None = None) -> dict[str, int]:
+        """Named collections with the viewer's document counts ("All documents" holds every document)."""
         store = self.index.peek()
-        return store.collections() if store is not None else {}
+        return store.collections(_owner(viewer)) if store is not None else {}
 
-    def set_collections(self, doc_id: str, names: Sequence[str]) -> str:
-        """Put a document in exactly these named collections (a new index version)."""
+    def _document(self, doc_id: str, viewer: Viewer | None) -> dict:
+        """A document the viewer may change (their own; the shared library for admins), else RagError."""
         store = self.index.get()
-        if not store.has_document(doc_id):
+        doc = next((d for d in store.documents(_owner(viewer)) if d["doc_id"] == doc_id), None)
+        if doc is None:
             raise RagError(f"no document {doc_id[:12]} in the index: see `python -m rag docs`")
-        return store.commit(members={doc_id: list(names)})
+        if viewer is not None and doc["owner"] != viewer.name and not (doc["owner"] == "" and viewer.admin):
+            raise RagError(f"{doc['source']} is in the shared library: only an admin can change it")
+        return doc
+
+    def set_collections(self, doc_id: str, names: Sequence[str], viewer: Viewer | None = None) -> str:
+        """Put a document in exactly these named collections (a new index version)."""
+        self._document(doc_id, viewer)
+        return self.index.get().commit(members={doc_id: list(names)})
 
     @property
     def uploads_dir(self) -> Path:
         return self.settings.data_dir / "uploads"
 
     def add_uploads(
-        self, files: Sequence[tuple[str, bytes]], progress: Progress | None = None, collection: str = ""
+        self,
+        files: Sequence[tuple[str, bytes]],
+        progress: Progress | None = None,
+        collection: str = "",
+        viewer: Viewer | None = None,
+        shared: bool = False,
     ) -> list[UploadNote]:
         """Store uploaded (name, bytes) under generated names, index them (into `collection` too, when
-        given), and drop the copies of files that indexed nothing. One note per file; a bad file never
-        stops the others."""
+        given) as the viewer's own documents (`shared`: into the shared library, for admins), and drop
+        the copies of files that indexed nothing. One note per file; a bad file never stops the others."""
+        if shared and viewer is not None and not viewer.admin:
+            return [UploadNote(False, "Only an admin can add documents to the shared library.")]
+        owner = viewer.name if viewer is not None and not shared else ""
         notes, paths, names = [], [], {}
         limit = self.settings.max_upload_mb * 1024 * 1024
         for name, data in files:
@@ -185,7 +215,7 @@ class Engine:
         if not paths:
             return notes
         try:
-            report = self.ingest(paths, progress, names, collection)
+            report = self.ingest(paths, progress, names, collection, owner)
         except RagError as exc:
             for path in paths:
                 self.forget_upload(path)
@@ -206,20 +236,22 @@ class Engine:
             notes.append(UploadNote(True, note))
         return notes
 
-    def documents(self) -> DocumentList:
+    def documents(self, viewer: Viewer | None = None) -> DocumentList:
+        """The documents the viewer sees; `chunks` counts theirs."""
         store = self.index.peek()
         if store is None:
             failed = self.index.state == "failed"
             return DocumentList(False, str(self.index.error) if failed else "", "", 0, [])
-        return DocumentList(True, "", store.version, store.count(), store.documents())
+        docs = store.documents(_owner(viewer))
+        chunks = store.count() if viewer is None else sum(d["chunks"] for d in docs)
+        return DocumentList(True, "", store.version, chunks, docs)
 
-    def delete_document(self, doc_id: str) -> str:
+    def delete_document(self, doc_id: str, viewer: Viewer | None = None) -> str:
         """Remove a document from the index, and its stored copy if it was uploaded."""
-        store = self.index.get()
-        paths = [Path(d["path"]) for d in store.documents() if d["doc_id"] == doc_id]
-        version = store.commit(delete=[doc_id])
-        for path in paths:
-            self.forget_upload(path)
+        doc = self._document(doc_id, viewer)
+        version = self.index.get().commit(delete=[doc_id])
+        if not any(d["path"] == doc["path"] for d in self.index.get().documents()):
+            self.forget_upload(doc["path"])  # another user's copy of the same upload keeps its file
         return version
 
     def forget_upload(self, path: str | Path) -> None:
@@ -238,11 +270,15 @@ class Engine:
         marker.write_text("the bundled sample was indexed once; it is not added again\n")
         return report
 
-    def reindex(self, progress: Progress | None = None) -> IngestReport:
-        """Rebuild the index from the documents' files with the current embedder and chunking."""
+    def reindex(self, progress: Progress | None = None, viewer: Viewer | None = None) -> IngestReport:
+        """Rebuild the index from the documents' files with the current embedder and chunking (every
+        user's: an admin's task); each document keeps its owner and collections."""
+        if viewer is not None and not viewer.admin:
+            raise RagError("re-indexing rebuilds every user's documents: ask an admin")
         embedder, store = self.embedder.get(), self.index.get()
         docs = store.documents()
         names = {d["path"]: d["source"] for d in docs}
+        owners = {d["path"]: d["owner"] for d in docs}
         return ingest(
             [Path(d["path"]) for d in docs],
             embedder,
@@ -252,6 +288,7 @@ class Engine:
             progress,
             names,
             reset=True,
+            owners=owners,
         )
 
     # ---- memory and status -----------------------------------------------------------------
@@ -330,6 +367,16 @@ def _sample_forever(ref: weakref.ref[Engine], stop: threading.Event) -> None:
         del engine
         if stop.wait(SAMPLE_S):
             return
+
+
+def _owner(viewer: Viewer | None) -> str | None:
+    """Whose documents a search sees: None with sign-in off (everything)."""
+    return viewer.name if viewer is not None else None
+
+
+def history_owner(viewer: Viewer | None) -> str:
+    """Whose conversations: the signed-in user's; "" with sign-in off."""
+    return viewer.name if viewer is not None else ""
 
 
 def _frozen(value):

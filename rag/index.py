@@ -8,6 +8,8 @@ Layout under INDEX_DIR:
 A commit builds the next version in a temporary directory, fsyncs it, renames it into place and
 then swaps CURRENT; a crash at any point leaves the last committed version loadable, and opening
 the store removes the leftovers. Reads use a memory-mapped FAISS file. No pickle anywhere.
+Each document has an owner (the user who added it; "" = the shared library, which every user sees):
+searches, listings and collections take the signed-in user and see only what is theirs to see.
 This module does not embed or chunk text; ingest.py hands it finished vectors.
 """
 
@@ -36,7 +38,8 @@ FORMAT = "ai-chat-index/1"
 DATA_FILES = ("index.faiss", "chunks.sqlite")
 SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, path TEXT NOT NULL,
-                        chunks INTEGER NOT NULL, added REAL NOT NULL, title TEXT NOT NULL DEFAULT '');
+                        chunks INTEGER NOT NULL, added REAL NOT NULL, title TEXT NOT NULL DEFAULT '',
+                        owner TEXT NOT NULL DEFAULT '');
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(doc_id),
                      ordinal INTEGER NOT NULL, page INTEGER, start INTEGER, end INTEGER, text TEXT NOT NULL);
 CREATE INDEX chunks_doc ON chunks(doc_id);
@@ -66,6 +69,7 @@ class NewDocument:
     vectors: object  # float32 array, one normalised row per chunk
     title: str = ""  # what the document is known by (chunking.document_title), indexed with each chunk
     collections: tuple[str, ...] = ()  # named collections it joins (it is always in "All documents")
+    owner: str = ""  # the user it belongs to; "": the shared library (every user sees it)
 
 
 @dataclass
@@ -119,6 +123,26 @@ def _scope(collections: Sequence[str]) -> list:
     return [json.dumps(list(collections))]
 
 
+# what a signed-in user may read: their own documents and the shared library (owner "")
+_VISIBLE = "doc_id IN (SELECT doc_id FROM documents WHERE owner IN ('', ?))"
+
+
+def _where(version: _Version, collections: Sequence[str], owner: str | None) -> tuple[str, list] | None:
+    """The condition on a doc_id column for this scope ("" when everything is in it), or None when
+    nothing can be: named collections asked of a version from before collections. `owner`: the
+    signed-in user (None: sign-in is off, every document is visible)."""
+    parts, args = [], []
+    if collections:
+        if not version.has_collections:
+            return None
+        parts.append(_IN_SCOPE)
+        args += _scope(collections)
+    if owner is not None and version.has_owner:  # a version from before accounts: all of it is shared
+        parts.append(_VISIBLE)
+        args.append(owner)
+    return " AND ".join(parts), args
+
+
 def _names(names) -> list[str]:
     """Collection names as stored: trimmed, one space between words, none empty, "All documents" left
     out (every document is in it)."""
@@ -154,6 +178,7 @@ class _Version:
         self.readers, self.retired = 0, False  # searches in flight; replaced by a newer version
         self.has_fts = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'"))
         self.has_collections = bool(self.query("SELECT 1 FROM sqlite_master WHERE name='collections'"))
+        self.has_owner = "owner" in {row[1] for row in self.query("PRAGMA table_info(documents)")}
 
     def query(self, sql: str, args=()) -> list:
         with self.lock:
@@ -235,9 +260,9 @@ class IndexStore:
         finally:
             held.__exit__(None, None, None)
 
-    def search(self, vector, k: int, collections: Sequence[str] = ()) -> list[Hit]:
+    def search(self, vector, k: int, collections: Sequence[str] = (), owner: str | None = None) -> list[Hit]:
         """Top-k chunks by inner product (cosine on normalised vectors); with `collections`, only
-        chunks of documents in one of them."""
+        chunks of documents in one of them; with `owner`, only that user's and shared documents."""
         import faiss
         import numpy as np
 
@@ -245,10 +270,12 @@ class IndexStore:
             if version is None or version.faiss.ntotal == 0:
                 return []
             params = None
-            if collections and not version.has_collections:
-                return []  # a version from before collections: none is named yet
-            if collections:
-                ids = [r[0] for r in version.query(f"SELECT id FROM chunks WHERE {_IN_SCOPE}", _scope(collections))]
+            scope = _where(version, collections, owner)
+            if scope is None:
+                return []
+            where, args = scope
+            if where:
+                ids = [r[0] for r in version.query(f"SELECT id FROM chunks WHERE {where}", args)]
                 if not ids:
                     return []
                 selector = faiss.IDSelectorBatch(np.array(ids, dtype=np.int64))  # alive until the search is done
@@ -258,18 +285,21 @@ class IndexStore:
             found = [(int(i), float(s)) for i, s in zip(found_ids[0], scores[0]) if i >= 0]
             return self._hits(version, found)
 
-    def lexical_search(self, match: str, k: int, collections: Sequence[str] = ()) -> list[Hit]:
+    def lexical_search(
+        self, match: str, k: int, collections: Sequence[str] = (), owner: str | None = None
+    ) -> list[Hit]:
         """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is
-        better); with `collections`, only chunks of documents in one of them."""
+        better); `collections` and `owner` limit them as in search()."""
         with self.reading() as version:
             if version is None or not match or not version.has_fts:
                 return []
             where, args = "chunks_fts MATCH ?", [match]
-            if collections and not version.has_collections:
+            scope = _where(version, collections, owner)
+            if scope is None:
                 return []
-            if collections:
-                where += f" AND rowid IN (SELECT id FROM chunks WHERE {_IN_SCOPE})"
-                args += _scope(collections)
+            if scope[0]:
+                where += f" AND rowid IN (SELECT id FROM chunks WHERE {scope[0]})"
+                args += scope[1]
             rows = version.query(
                 f"SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE {where} ORDER BY bm25(chunks_fts) LIMIT ?",
                 [*args, k],
@@ -298,33 +328,54 @@ class IndexStore:
         with self.reading() as version:
             return version.query(sql, args) if version else []
 
-    def documents(self) -> list[dict]:
-        """Every document: doc_id, source, path, chunks, added and its named `collections`."""
+    def documents(self, owner: str | None = None) -> list[dict]:
+        """Every document (with `owner`: that user's and the shared ones): doc_id, source, path, chunks,
+        added, owner ("" = shared) and its named `collections`."""
         with self.reading() as version:
             if version is None:
                 return []
-            rows = version.query("SELECT doc_id, source, path, chunks, added FROM documents ORDER BY added")
+            _, args = _where(version, (), owner) or ("", [])
+            rows = version.query(
+                "SELECT doc_id, source, path, chunks, added, "
+                + ("owner FROM documents" if version.has_owner else "'' FROM documents")
+                + (f" WHERE {_VISIBLE}" if args else "")
+                + " ORDER BY added",
+                args,
+            )
             members = (
                 version.query("SELECT doc_id, name FROM collections ORDER BY name") if version.has_collections else []
             )
         named: dict[str, list[str]] = {}
         for doc_id, name in members:
             named.setdefault(doc_id, []).append(name)
-        keys = ("doc_id", "source", "path", "chunks", "added")
+        keys = ("doc_id", "source", "path", "chunks", "added", "owner")
         return [{**dict(zip(keys, r)), "collections": named.get(r[0], [])} for r in rows]
 
-    def collections(self) -> dict[str, int]:
-        """Named collections and how many documents each holds, by name."""
+    def collections(self, owner: str | None = None) -> dict[str, int]:
+        """Named collections and how many documents each holds (with `owner`: of those the user sees)."""
         with self.reading() as version:
             if version is None or not version.has_collections:
                 return {}
-            return dict(version.query("SELECT name, count(*) FROM collections GROUP BY name ORDER BY name"))
+            where, args = _where(version, (), owner) or ("", [])
+            return dict(
+                version.query(
+                    f"SELECT name, count(*) FROM collections {'WHERE ' + where if where else ''}"
+                    " GROUP BY name ORDER BY name",
+                    args,
+                )
+            )
 
     def has_document(self, doc_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM documents WHERE doc_id=?", (doc_id,)))
 
-    def doc_ids_for_path(self, path: str) -> list[str]:
-        return [r[0] for r in self._rows("SELECT doc_id FROM documents WHERE path=?", (path,))]
+    def doc_ids_for_path(self, path: str, owner: str = "") -> list[str]:
+        """The documents `owner` indexed from this path (a changed file replaces only its owner's)."""
+        with self.reading() as version:
+            if version is None:
+                return []
+            if not version.has_owner:
+                return [r[0] for r in version.query("SELECT doc_id FROM documents WHERE path=?", (path,))]
+            return [r[0] for r in version.query("SELECT doc_id FROM documents WHERE path=? AND owner=?", (path, owner))]
 
     # ---- opening -------------------------------------------------------------------------
     def _pointer(self) -> str | None:
@@ -532,9 +583,12 @@ class IndexStore:
         column for documents (the file name until the document is added again), and the FTS table
         filled, or refilled when it was written by another LEXICAL."""
         db.executescript(COLLECTIONS_SCHEMA)
-        if "title" not in {row[1] for row in db.execute("PRAGMA table_info(documents)")}:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+        if "title" not in columns:
             db.execute("ALTER TABLE documents ADD COLUMN title TEXT NOT NULL DEFAULT ''")
             db.execute("UPDATE documents SET title=source")
+        if "owner" not in columns:  # indexed before accounts: the shared library
+            db.execute("ALTER TABLE documents ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
         has_fts = db.execute("SELECT 1 FROM sqlite_master WHERE name='chunks_fts'").fetchone()
         if has_fts and (base is None or base.manifest.get("lexical") == LEXICAL):
             return
@@ -552,8 +606,9 @@ class IndexStore:
 
         ids = np.arange(next_id, next_id + len(doc.chunks), dtype=np.int64)
         db.execute(
-            "INSERT OR REPLACE INTO documents(doc_id, source, path, chunks, added, title) VALUES (?,?,?,?,?,?)",
-            (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time(), doc.title),
+            "INSERT OR REPLACE INTO documents(doc_id, source, path, chunks, added, title, owner)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (doc.doc_id, doc.source, doc.path, len(doc.chunks), time.time(), doc.title, doc.owner),
         )
         db.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",

@@ -1,7 +1,7 @@
 """Ingest files: load -> chunk in characters -> embed -> commit a new index version.
 
-Content-hash dedup: a file whose bytes are already indexed adds nothing; a changed file at a
-known path replaces its old version in the same commit. A file that fails is reported with its
+Content-hash dedup: a file whose bytes are already indexed (by the same owner) adds nothing; a
+changed file at a known path replaces its owner's old version in the same commit. A file that fails is reported with its
 reason and the batch goes on. Commits happen every COMMIT_CHUNKS chunks and at the end, so a
 crash loses at most the uncommitted tail and never a committed version.
 """
@@ -113,6 +113,12 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def document_id(digest: str, owner: str = "") -> str:
+    """A document's id: its content's SHA-256, salted with its owner's name when it has one, so two
+    users who add the same file each have their own copy (and deleting one leaves the other)."""
+    return digest if not owner else hashlib.sha256(f"{owner}\x00{digest}".encode()).hexdigest()
+
+
 def ingest(
     paths: Iterable[Path | str],
     embedder: Embedder,
@@ -123,10 +129,13 @@ def ingest(
     names: dict[str, str] | None = None,
     reset: bool = False,
     collection: str = "",
+    owner: str = "",
+    owners: dict[str, str] | None = None,
 ) -> IngestReport:
     """Ingest `paths` into `store`; `names` maps a path to the name shown in citations; `collection`:
     a named collection the files join (an already indexed file joins it too). A changed file keeps
-    the collections of the version it replaces.
+    the collections of the version it replaces. `owner`: the user the new documents belong to ("": the
+    shared library); `owners` maps a path to its own owner (re-indexing keeps each document's).
 
     reset=True rebuilds the index from these files alone, in one commit (re-indexing), keeping
     every document's collections."""
@@ -140,7 +149,14 @@ def ingest(
             if progress:
                 progress(done, len(files), (names or {}).get(str(path), path.name))
             result, doc, replaced = _one(
-                path, parser, embedder, None if reset else store, chunk_chars, chunk_overlap, seen, names or {}
+                path,
+                parser,
+                embedder,
+                None if reset else store,
+                (chunk_chars, chunk_overlap),
+                seen,
+                names or {},
+                (owners or {}).get(str(path), owner),
             )
             report.results.append(result)
             if doc is not None:
@@ -166,22 +182,22 @@ def _one(
     parser: ParseWorker,
     embedder: Embedder,
     store: IndexStore | None,
-    size: int,
-    overlap: int,
+    sizes: tuple[int, int],
     seen: set,
     names: dict,
+    owner: str,
 ):
     """(result, document to add or None, doc ids it replaces) for one file; store=None skips dedup."""
     label = names.get(str(path)) or display_name(path.name)  # the user's upload name, or a safe file name
     try:
         if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or never end
             raise IngestError(f"{label}: not a regular file; copy the document into a folder and add that")
-        digest = file_digest(path)
+        digest = document_id(file_digest(path), owner)
         if digest in seen or (store is not None and store.has_document(digest)):
             return FileResult(str(path), "unchanged", message="already indexed", doc_id=digest), None, []
         sections = parser.load(path)  # in a child process with a time and memory cap
         failpoints.hit("ingest.parsed")
-        chunks = chunk_sections(sections, embedder, size, overlap)
+        chunks = chunk_sections(sections, embedder, *sizes)
         vectors = embedder.embed_batch([c.text for c in chunks])
         failpoints.hit("ingest.embedded")
     except IngestError as exc:
@@ -192,7 +208,7 @@ def _one(
         return FileResult(str(path), "error", message=f"{label}: cannot be read ({exc.strerror or exc})"), None, []
     seen.add(digest)
     key = os.fsencode(path.resolve()).decode("utf-8", "backslashreplace")  # storable whatever its bytes
-    replaced = store.doc_ids_for_path(key) if store is not None else []
-    doc = NewDocument(digest, label, key, chunks, vectors, document_title(label, sections))
+    replaced = store.doc_ids_for_path(key, owner) if store is not None else []
+    doc = NewDocument(digest, label, key, chunks, vectors, document_title(label, sections), owner=owner)
     status = "replaced" if replaced else "added"
     return FileResult(str(path), status, len(chunks), read=embedder_read(chunks), doc_id=digest), doc, replaced

@@ -42,6 +42,7 @@ class Question:
     cancel: threading.Event | None = None
     wait: bool = False  # wait for a loading model instead of answering retrieval-only
     collections: tuple[str, ...] = ()  # search only these named collections (none: all documents)
+    owner: str | None = None  # the signed-in user: only their own and shared documents (None: sign-in off)
     began: float = field(default_factory=time.perf_counter)
     context: list[dict] = field(default_factory=list)  # the history the answer may depend on
     scope: str = ""  # cache scope: index version, chain fingerprint, parameters, context
@@ -112,10 +113,15 @@ class Pipeline:
         yield from self.failover(q)
 
     def params(self, q: Question) -> dict:
-        """What an answer depends on besides the index, model and history: the generation parameters
-        and the collections searched (an answer cached for one collection is never served for another)."""
+        """What an answer depends on besides the index, model and history: the generation parameters,
+        the collections searched and the signed-in user (an answer cached for one collection or one
+        user is never served for another)."""
         params = self.gen_params()
-        return {**params, "collections": sorted(q.collections)} if q.collections else params
+        if q.collections:
+            params["collections"] = sorted(q.collections)
+        if q.owner is not None:
+            params["owner"] = q.owner
+        return params
 
     def nothing_found(self, q: Question) -> Iterator:
         """The grounding gate's answer: no guess, the closest passages instead."""
@@ -145,6 +151,7 @@ class Pipeline:
             mode=self.settings.retrieval_mode,
             context=earlier,
             collections=q.collections,
+            owner=q.owner,
         )
 
     def retrieval_only(self, q: Question, reason: str) -> Iterator:

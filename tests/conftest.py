@@ -107,3 +107,36 @@ def make_older_index(store, *statements: str, **manifest_changes) -> Path:
     manifest.update(manifest_changes)
     (version / "manifest.json").write_text(json.dumps(manifest))
     return version
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for this test run (tests/postgres.py), or a skip saying why not."""
+    from .postgres import Server
+
+    try:
+        server = Server()
+    except (FileNotFoundError, RuntimeError) as exc:
+        pytest.skip(f"no PostgreSQL server for the store tests: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_db(request, tmp_path):
+    """The state database on each backend: an SQLite file, and a fresh database on a real PostgreSQL."""
+    from rag.db import PostgresDatabase, SQLiteDatabase
+
+    if request.param == "sqlite":
+        return SQLiteDatabase(tmp_path / "state.sqlite")
+    return PostgresDatabase(request.getfixturevalue("postgres").new_database())
+
+
+@pytest.fixture
+def fresh_engine():
+    """For AppTests: the app's engine (a process-wide st.cache_resource) made anew for the test."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    yield
+    st.cache_resource.clear()

@@ -4,22 +4,14 @@ import threading
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from rag.config import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow  # the whole app under AppTest, parts loading in the background
+# the whole app under AppTest, parts loading in the background; each test with its own engine
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fresh_engine")]
 
 APP = str(PROJECT_ROOT / "app.py")
-
-
-@pytest.fixture(autouse=True)
-def fresh_engine():
-    """Each test gets its own engine: the cache_resource is process-wide."""
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
 
 
 def engine():

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -273,3 +274,86 @@ def test_a_conversation_survives_a_reload_and_a_server_restart(tiny_model, isola
 
     saved = SQLiteConversations(isolated / "data" / "conversations.sqlite").list()
     assert len(saved) == 1 and saved[0].exchanges == 3
+
+
+def sign_in(page, name: str, password: str) -> None:
+    page.get_by_label("User name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text(f"Signed in as {name}").wait_for(timeout=30_000)
+
+
+def test_two_users_see_only_their_own_sources_conversations_and_documents(tiny_model, isolated, browser, postgres):
+    """AUTH=local on a shared PostgreSQL: two users in two browser contexts upload different files and ask
+    the same question; then a second app process on the same database lists each user's conversation."""
+    from rag.accounts import Accounts
+    from rag.db import PostgresDatabase
+
+    url = postgres.new_database()
+    accounts = Accounts(PostgresDatabase(url))
+    codes = {"alice": "VELVETORCHID-17", "bob": "COPPERFINCH-42"}
+    for name in codes:
+        accounts.add(name, f"{name}-password")
+    env = {
+        "MODEL_PATH": str(tiny_model),
+        "TEMPERATURE": "0",
+        "AUTH": "local",
+        "DATABASE_URL": url,
+        "DATA_DIR": str(isolated / "data"),
+    }
+    question = "What is the access code for the service hatch?"
+    port = free_port()
+    proc = start_server(env, port)
+    pages = {}
+    try:
+        # Streamlit's upload endpoint without a page session and its XSRF token (another site, a script): refused
+        put = urllib.request.Request(
+            f"http://127.0.0.1:{port}/_stcore/upload_file/some-session/some-file", data=b"x" * 100, method="PUT"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(put, timeout=10)
+        assert refused.value.code == 403
+        for name, code in codes.items():
+            doc = isolated / f"{name}-hatch.txt"
+            doc.write_text(f"Service hatch. The access code for the service hatch is {code}. Guards keep the key.")
+            page = browser.new_context().new_page()
+            page.goto(f"http://127.0.0.1:{port}")
+            page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+            assert page.get_by_text("Documents", exact=True).count() == 0  # nothing before signing in
+            assert page.locator('[data-testid="stFileUploader"]').count() == 0
+            sign_in(page, name, f"{name}-password")
+            page.set_input_files('[data-testid="stFileUploader"] input[type="file"]', [str(doc)])
+            page.get_by_role("button", name="Add 1 file(s) to the index").click()
+            page.get_by_text(f"{name}-hatch.txt: 1 passage indexed").wait_for(timeout=90_000)
+            page.get_by_text("Model ready").wait_for(timeout=60_000)
+            pages[name] = page
+        for name, page in pages.items():
+            ask(page, question if name == "alice" else question + " Thanks!")
+        for name, page in pages.items():
+            answer = page.locator('[data-testid="stChatMessage"]').nth(1)
+            answer.get_by_text("cache miss").wait_for(timeout=90_000)
+            other = "bob" if name == "alice" else "alice"
+            sources = answer.locator('[data-testid="stExpander"]')
+            for i in range(sources.count()):
+                sources.nth(i).click()
+            text = answer.inner_text()
+            assert f"{name}-hatch.txt" in text and codes[name] in text
+            assert f"{other}-hatch.txt" not in text and codes[other] not in text
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            assert f"{name}-hatch.txt" in sidebar.inner_text() and f"{other}-hatch.txt" not in sidebar.inner_text()
+            assert page.get_by_role("button", name=question + " Thanks!").count() == (name == "bob")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    port = free_port()
+    proc = start_server(env, port)  # a second app process on the same PostgreSQL
+    try:
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        sign_in(page, "alice", "alice-password")
+        page.get_by_role("button", name=question, exact=True).click()  # her conversation, from the database
+        page.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("cache miss").wait_for(timeout=30_000)
+        assert page.get_by_role("button", name=question + " Thanks!").count() == 0  # not bob's
+    finally:
+        proc.terminate()
+        proc.wait(10)

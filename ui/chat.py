@@ -13,7 +13,7 @@ import threading
 
 import streamlit as st
 
-from rag import Done, Error, HistoryError, Hits, Notice, Status, Token
+from rag import Done, Error, HistoryError, Hits, Notice, Status, Token, history_owner
 
 from . import documents
 from .text import md_escape, safe_markdown, safe_stream
@@ -22,10 +22,10 @@ HISTORY_TURNS = 4  # question/answer pairs offered to the engine; its prompt bud
 UNWIND_WAIT_S = 5.0
 
 
-def render(engine, question: str | None) -> None:
+def render(engine, question: str | None, viewer=None) -> None:
     wanted = st.query_params.get("chat")
     if wanted and wanted != st.session_state.get("conversation") and engine.history is not None:
-        open_conversation(engine, wanted)  # a reload, or a link to a saved conversation
+        open_conversation(engine, wanted, viewer)  # a reload, or a link to a saved conversation
     messages = st.session_state.setdefault("messages", [])
     # Stop (any click) makes Streamlit start a new run at once while the interrupted one is still
     # unwinding; wait for it to store its partial answer before drawing the history.
@@ -35,7 +35,7 @@ def render(engine, question: str | None) -> None:
     for message in messages:
         _show(message)
     if question and question.strip():
-        _answer(engine, messages, question.strip())
+        _answer(engine, messages, question.strip(), viewer)
 
 
 def _show(message: dict) -> None:
@@ -155,11 +155,13 @@ def _made(done: Done) -> str:
     return " · ".join(parts)
 
 
-def _run(engine, question: str, history: list[dict], wait: bool, record: dict, key: str) -> _Stream:
+def _run(engine, question: str, history: list[dict], wait: bool, record: dict, key: str, viewer=None) -> _Stream:
     status_box, stop_box = st.empty(), st.empty()
     stop_box.button("⏹ Stop", key=key, help="Stop generating; the text so far is kept")
     stream = _Stream(status_box)
-    events = engine.ask(question, history, wait_for_model=wait, collections=record.get("collections", ()))
+    events = engine.ask(
+        question, history, wait_for_model=wait, collections=record.get("collections", ()), viewer=viewer
+    )
     record["stream"] = stream
     box = st.empty()
     try:
@@ -181,7 +183,7 @@ def _run(engine, question: str, history: list[dict], wait: bool, record: dict, k
     return stream
 
 
-def _answer(engine, messages: list[dict], question: str) -> None:
+def _answer(engine, messages: list[dict], question: str, viewer=None) -> None:
     messages.append({"role": "user", "content": question})
     _show(messages[-1])
     # earlier exchanges exactly as the engine sent them (Done.turn), so llama.cpp reuses their KV cache
@@ -191,18 +193,20 @@ def _answer(engine, messages: list[dict], question: str) -> None:
     turn = len(messages)
     with st.session_state["answering"]:
         try:
-            _reply(engine, question, history, record, turn)
+            _reply(engine, question, history, record, turn, viewer)
         finally:
             if _record(messages, record):
-                _save(engine, question, record)
+                _save(engine, question, record, viewer)
 
 
-def _save(engine, question: str, record: dict) -> None:
+def _save(engine, question: str, record: dict, viewer=None) -> None:
     """Save the exchange in the conversation history; a failure is shown and the chat goes on."""
     if engine.history is None:
         return
     try:
-        conversation = engine.history.add(st.session_state.get("conversation"), question, record)
+        conversation = engine.history.add(
+            st.session_state.get("conversation"), question, record, owner=history_owner(viewer)
+        )
     except HistoryError as exc:
         st.warning(f"This exchange was not saved: {md_escape(str(exc))}")
         return
@@ -210,10 +214,10 @@ def _save(engine, question: str, record: dict) -> None:
     st.query_params["chat"] = conversation
 
 
-def open_conversation(engine, conversation_id: str) -> None:
+def open_conversation(engine, conversation_id: str, viewer=None) -> None:
     """Show a saved conversation as it was (answers, sources, citations) and continue it."""
     try:
-        conv = engine.history.get(conversation_id)
+        conv = engine.history.get(conversation_id, history_owner(viewer))
     except HistoryError as exc:
         st.session_state["history_notice"] = str(exc)
         return
@@ -229,13 +233,13 @@ def open_conversation(engine, conversation_id: str) -> None:
     st.query_params["chat"] = conv.id
 
 
-def _reply(engine, question: str, history: list[dict], record: dict, turn: int) -> None:
+def _reply(engine, question: str, history: list[dict], record: dict, turn: int, viewer=None) -> None:
     with st.chat_message("assistant"):
-        stream = _run(engine, question, history, False, record, f"stop-{turn}-a")
+        stream = _run(engine, question, history, False, record, f"stop-{turn}-a", viewer)
         if stream.done and stream.done.retrieval_only and engine.model_loading():
             st.caption("The model is still loading — its answer follows here when it is ready.")
             st.divider()
-            _run(engine, question, history, True, record, f"stop-{turn}-b")
+            _run(engine, question, history, True, record, f"stop-{turn}-b", viewer)
 
 
 def _record(messages: list[dict], record: dict) -> bool:

@@ -1,5 +1,6 @@
 """Sidebar conversations: new chat, search, the saved list (newest first), and for the open one
-rename, export (Markdown, JSON) and delete. Titles are the user's words: always shown as plain text."""
+rename, export (Markdown, JSON) and delete. Titles are the user's words: always shown as plain text.
+With sign-in on, each user's own conversations only (the store is asked for the viewer's)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from functools import partial
 
 import streamlit as st
 
-from rag import HistoryError, export_file_name, to_json, to_markdown
+from rag import HistoryError, export_file_name, history_owner, to_json, to_markdown
 
 from . import chat
 from .text import md_escape
@@ -15,7 +16,7 @@ from .text import md_escape
 SHOWN = 15  # conversations listed at first (each is a button the browser draws with the page); "Show more" adds as many
 
 
-def render(engine) -> None:
+def render(engine, viewer=None) -> None:
     st.subheader("Conversations")
     st.button("➕ New chat", on_click=chat.clear, use_container_width=True)
     if notice := st.session_state.pop("history_notice", None):
@@ -28,7 +29,7 @@ def render(engine) -> None:
     )
     shown = st.session_state.setdefault("conversations_shown", SHOWN)
     try:
-        summaries = engine.history.list(search, limit=shown + 1)
+        summaries = engine.history.list(search, limit=shown + 1, owner=history_owner(viewer))
     except HistoryError as exc:
         st.warning(md_escape(str(exc)))
         return
@@ -43,22 +44,22 @@ def render(engine) -> None:
             help=f"{summary.exchanges} exchange(s)",
             type="primary" if summary.id == current else "secondary",
             on_click=chat.open_conversation,
-            args=(engine, summary.id),
+            args=(engine, summary.id, viewer),
             use_container_width=True,
         )
     if more:
         st.button("Show more", on_click=_show_more, help="Older conversations; or search for them")
     if current:
-        _manage(engine, current)
+        _manage(engine, current, history_owner(viewer))
 
 
 def _show_more() -> None:
     st.session_state["conversations_shown"] += SHOWN
 
 
-def _manage(engine, conversation_id: str) -> None:
+def _manage(engine, conversation_id: str, owner: str) -> None:
     try:
-        conv = engine.history.get(conversation_id)
+        conv = engine.history.get(conversation_id, owner)
     except HistoryError as exc:
         st.warning(md_escape(str(exc)))
         return
@@ -68,7 +69,7 @@ def _manage(engine, conversation_id: str) -> None:
         title = st.text_input("Title", value=conv.title, key=f"title-{conv.id}")
         if title != conv.title and st.button("Rename", key=f"rename-{conv.id}"):
             try:
-                engine.history.rename(conv.id, title)
+                engine.history.rename(conv.id, title, owner)
             except HistoryError as exc:
                 st.session_state["history_notice"] = str(exc)
             st.rerun()
@@ -80,24 +81,24 @@ def _manage(engine, conversation_id: str) -> None:
         ):
             column.download_button(
                 label,
-                partial(_export, engine, conv.id, write),
+                partial(_export, engine, conv.id, owner, write),
                 export_file_name(conv, ext),
                 mime,
                 key=f"{ext}-{conv.id}",
                 on_click="ignore",
             )
-        st.button("🗑 Delete conversation", key=f"delete-{conv.id}", on_click=_delete, args=(engine, conv.id))
+        st.button("🗑 Delete conversation", key=f"delete-{conv.id}", on_click=_delete, args=(engine, conv.id, owner))
 
 
-def _export(engine, conversation_id: str, write) -> str:
+def _export(engine, conversation_id: str, owner: str, write) -> str:
     """The conversation as saved now, written by `write` (to_markdown or to_json)."""
-    conv = engine.history.get(conversation_id)
+    conv = engine.history.get(conversation_id, owner)
     return write(conv) if conv is not None else ""
 
 
-def _delete(engine, conversation_id: str) -> None:
+def _delete(engine, conversation_id: str, owner: str) -> None:
     try:
-        engine.history.delete(conversation_id)
+        engine.history.delete(conversation_id, owner)
     except HistoryError as exc:
         st.session_state["history_notice"] = str(exc)
         return

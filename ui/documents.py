@@ -1,6 +1,7 @@
 """Sidebar documents: the collections to ask within, upload (stored under generated names, into a
 collection when one is named), ingest with progress, list with each document's collections, delete,
-re-index."""
+re-index. With sign-in on, a user sees and changes their own documents and sees the shared library;
+an admin can add to the shared library, change it, and re-index."""
 
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ def scope() -> list[str]:
     return list(st.session_state.get("scope") or [])
 
 
-def render(engine) -> None:
+def render(engine, viewer=None) -> None:
     st.subheader("Documents")
-    named = sorted(engine.collections())
+    named = sorted(engine.collections(viewer))
     if named or scope():  # pills, not a select box: its script is fetched with the page and delays it
         st.pills(
             "Ask within",
@@ -48,41 +49,51 @@ def render(engine) -> None:
             placeholder=", ".join(named[:3]) or "e.g. HR handbook",
             help="A collection's name, new or existing; every document is also in All documents",
         )
+    shared = False
+    if files and viewer is not None and viewer.admin:
+        shared = st.toggle(
+            "Into the shared library", key=f"shared-{round_}", help="Every user can search it; only admins change it"
+        )
     if files and st.button(f"Add {len(files)} file(s) to the index", type="primary"):
         chosen = " ".join(target.split())
-        st.session_state["ingest_notes"] = _ingest(engine, files, "" if chosen.casefold() == ALL.casefold() else chosen)
+        collection = "" if chosen.casefold() == ALL.casefold() else chosen
+        st.session_state["ingest_notes"] = _ingest(engine, files, collection, viewer, shared)
         st.session_state["upload_round"] = round_ + 1
         st.rerun()
     for kind, note in st.session_state.pop("ingest_notes", []):
         (st.success if kind == "ok" else st.warning)(note)
-    _document_list(engine)
+    _document_list(engine, viewer)
 
 
-def _ingest(engine, files, collection: str) -> list[tuple[str, str]]:
+def _ingest(engine, files, collection: str, viewer=None, shared: bool = False) -> list[tuple[str, str]]:
     """Store and index uploads through the engine; returns (kind, Markdown) notes."""
     bar = st.progress(0.0, text="Loading the embedder…")
 
     def progress(done: int, total: int, name: str) -> None:
         bar.progress(done / total, text=f"Indexing {md_escape(name)} ({done + 1}/{total})" if name else "Committing…")
 
-    notes = engine.add_uploads([(upload.name, upload.getvalue()) for upload in files], progress, collection)
+    uploads = [(upload.name, upload.getvalue()) for upload in files]
+    notes = engine.add_uploads(uploads, progress, collection, viewer, shared)
     bar.empty()
     return [("ok" if note.ok else "warn", md_escape(note.text)) for note in notes]
 
 
 @st.fragment(run_every=3.0)
-def _document_list(engine) -> None:
-    listing = engine.documents()
+def _document_list(engine, viewer=None) -> None:
+    listing = engine.documents(viewer)
     if not listing.ready:
         st.caption(md_escape(listing.problem) if listing.problem else "Loading the index…")
         return
     docs = listing.documents
     st.caption(f"{len(docs)} document(s), {listing.chunks} passages · index {listing.version}")
-    named = sorted(engine.collections())
+    named = sorted(engine.collections(viewer))
     for doc in docs:
         name_col, tag_col, button_col = st.columns([4, 1, 1])
         tags = f" · {', '.join(md_escape(c) for c in doc['collections'])}" if doc["collections"] else ""
-        name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages{tags}")
+        library = " · shared library" if viewer is not None and not doc["owner"] else ""
+        name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages{tags}{library}")
+        if viewer is not None and doc["owner"] != viewer.name and not viewer.admin:
+            continue  # the shared library: read-only for users
         with tag_col.popover("🏷", help="Collections"):
             if named:
                 st.pills(
@@ -92,44 +103,49 @@ def _document_list(engine) -> None:
                     selection_mode="multi",
                     key=f"coll-{doc['doc_id']}",
                     on_change=_move,
-                    args=(engine, doc["doc_id"]),
+                    args=(engine, doc["doc_id"], viewer),
                 )
-            st.text_input("Add to a new collection", key=f"new-{doc['doc_id']}", on_change=_add, args=(engine, doc))
+            st.text_input(
+                "Add to a new collection", key=f"new-{doc['doc_id']}", on_change=_add, args=(engine, doc, viewer)
+            )
         button_col.button(
-            "🗑",
-            key=f"del-{doc['doc_id']}",
-            help="Remove from the index",
-            on_click=engine.delete_document,
-            args=(doc["doc_id"],),
+            "🗑", key=f"del-{doc['doc_id']}", help="Remove from the index", on_click=_delete, args=(engine, doc, viewer)
         )
-    if docs and st.button("Re-index all", use_container_width=True):
-        _reindex(engine)
+    if docs and (viewer is None or viewer.admin) and st.button("Re-index all", use_container_width=True):
+        _reindex(engine, viewer)
 
 
-def _move(engine, doc_id: str) -> None:
+def _move(engine, doc_id: str, viewer=None) -> None:
     """Put the document in the collections its selector now names."""
-    _set(engine, doc_id, st.session_state.get(f"coll-{doc_id}") or [])
+    _set(engine, doc_id, st.session_state.get(f"coll-{doc_id}") or [], viewer)
 
 
-def _add(engine, doc: dict) -> None:
+def _add(engine, doc: dict, viewer=None) -> None:
     """Put the document in the collection typed for it too."""
     name = " ".join(str(st.session_state.get(f"new-{doc['doc_id']}") or "").split())
     if name:
-        _set(engine, doc["doc_id"], [*doc["collections"], name])
+        _set(engine, doc["doc_id"], [*doc["collections"], name], viewer)
     st.session_state[f"new-{doc['doc_id']}"] = ""
 
 
-def _set(engine, doc_id: str, names: list[str]) -> None:
+def _set(engine, doc_id: str, names: list[str], viewer=None) -> None:
     try:
-        engine.set_collections(doc_id, names)
+        engine.set_collections(doc_id, names, viewer)
     except RagError as exc:
         st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
 
 
-def _reindex(engine) -> None:
+def _delete(engine, doc: dict, viewer=None) -> None:
+    try:
+        engine.delete_document(doc["doc_id"], viewer)
+    except RagError as exc:
+        st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
+
+
+def _reindex(engine, viewer=None) -> None:
     with st.spinner("Re-indexing every document…"):
         try:
-            report = engine.reindex()
+            report = engine.reindex(viewer=viewer)
         except RagError as exc:
             st.session_state["ingest_notes"] = [("warn", md_escape(str(exc)))]
             st.rerun()
