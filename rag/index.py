@@ -58,6 +58,7 @@ FTS_SCHEMA = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize='unicode61 remove_diacritics 2')"
 )
 LEXICAL = "cjk-bigram-unigram-title-fts5/2"  # what the FTS table holds, recorded in the manifest
+FOLLOW_S = 1.0  # how often a reader looks for a version another process committed (one small file read)
 
 
 @dataclass
@@ -218,6 +219,8 @@ class IndexStore:
         self._write_lock = threading.Lock()
         self._swap_lock = threading.Lock()  # taking the current version for a read vs swapping it
         self._current: _Version | None = None
+        self._follow_lock = threading.Lock()
+        self._next_follow = 0.0
         self.root.mkdir(parents=True, exist_ok=True)
         with self._locked(wait=False) as holding:
             if holding:  # no commit is in progress anywhere: what is left over was abandoned
@@ -227,6 +230,7 @@ class IndexStore:
     # ---- reading -------------------------------------------------------------------------
     @property
     def version(self) -> str:
+        self._follow()
         return self._current.name if self._current else "v000000"
 
     @property
@@ -251,6 +255,7 @@ class IndexStore:
         """The current version, held open while the block reads it (None before the first commit):
         a commit meanwhile swaps in a new version, and this one closes when its last reader leaves.
         Example: `with store.reading() as v: v.query("SELECT count(*) FROM chunks")`."""
+        self._follow()
         with self._swap_lock:
             version = self._current
             held = version.reading() if version is not None else nullcontext()
@@ -376,6 +381,27 @@ class IndexStore:
             if not version.has_owner:
                 return [r[0] for r in version.query("SELECT doc_id FROM documents WHERE path=?", (path,))]
             return [r[0] for r in version.query("SELECT doc_id FROM documents WHERE path=? AND owner=?", (path, owner))]
+
+    def _follow(self) -> None:
+        """Open the version another process committed (another app replica, the CLI), at most every
+        FOLLOW_S; a version caught half-removed or unreadable is left for the next look."""
+        now = time.monotonic()
+        if now < self._next_follow or not self._follow_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_follow = now + FOLLOW_S
+            name = self._pointer()
+            if name is None or name == (self._current.name if self._current else None):
+                return
+            try:
+                version = self._open_current()
+            except (RagError, OSError) as exc:
+                log.warning("index version %s committed elsewhere could not be opened yet: %s", name, exc)
+                return
+            if version is not None:
+                self._swap(version)
+        finally:
+            self._follow_lock.release()
 
     # ---- opening -------------------------------------------------------------------------
     def _pointer(self) -> str | None:

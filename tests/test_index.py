@@ -123,3 +123,19 @@ def test_the_cli_exits_at_once_after_a_commit(tmp_path, corpus):
     took = time.monotonic() - began
     assert deleted.returncode == 0, deleted.stderr
     assert took < 4.0, took  # an old version used to be closed by a 5 s timer the process waited for
+
+
+def test_a_store_follows_a_version_another_process_committed(tmp_path, monkeypatch):
+    """Two app replicas on one INDEX_DIR: what one commits, the other reads without a restart."""
+    from rag import index
+
+    monkeypatch.setattr(index, "FOLLOW_S", 0.0)
+    writer, reader = IndexStore(tmp_path / "index"), IndexStore(tmp_path / "index")
+    writer.commit([doc("a", ["alpha"], 1)], embedder_id="e", dim=DIM)
+    assert reader.version == writer.version and [d["doc_id"] for d in reader.documents()] == ["a"]
+    writer.commit([doc("b", ["beta"], 2)], embedder_id="e", dim=DIM)
+    writer.commit(delete=["a"])  # the version the reader had open is removed from disk meanwhile
+    assert [h.doc_id for h in reader.search(doc("b", ["beta"], 2).vectors[0], 5)] == ["b"]
+    assert reader.version == writer.version
+    reader.commit([doc("c", ["gamma"], 3)], embedder_id="e", dim=DIM)  # and it can write on top of it
+    assert sorted(d["doc_id"] for d in writer.documents()) == ["b", "c"]
