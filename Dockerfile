@@ -78,4 +78,5 @@ VOLUME ["/app/index", "/app/cache", "/app/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
-CMD ["python", "-m", "streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501"]
+# ui.launch = streamlit run app.py, with the engine (and the API, when API_PORT is set) made at start
+CMD ["python", "-m", "ui.launch", "--server.address=0.0.0.0", "--server.port=8501"]

@@ -21,7 +21,7 @@ $(STAMP): requirements_minimal.txt requirements.txt requirements-models.txt scri
 install: $(STAMP)
 
 run: install
-	$(PY) -m streamlit run app.py
+	$(PY) -m ui.launch
 
 demo: install
 	$(PY) -m rag demo

@@ -35,6 +35,7 @@ _PUBLIC = {
     "HistoryError": "errors",
     "Viewer": "accounts",
     "history_owner": "engine",
+    "serve_in_thread": "api",
 }
 __all__ = [
     "DEMO_MODEL_NOTE",
@@ -57,6 +58,7 @@ __all__ = [
     "Viewer",
     "export_file_name",
     "history_owner",
+    "serve_in_thread",
     "md_escape",
     "to_json",
     "to_markdown",
@@ -64,6 +66,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .accounts import Viewer
+    from .api import serve_in_thread
     from .config import PROJECT_ROOT, SAMPLE_GUIDE, Settings
     from .engine import Engine, history_owner
     from .errors import HistoryError, RagError

@@ -343,7 +343,7 @@ def cmd_chats(args) -> int:
 
 
 def cmd_users(args) -> int:
-    """Accounts for AUTH=local: add, passwd, disable, enable, admin, list."""
+    """Accounts for AUTH=local: add, passwd, disable, enable, admin, list; share, unshare, shares."""
     import getpass
 
     from .accounts import Accounts
@@ -352,7 +352,7 @@ def cmd_users(args) -> int:
     settings = Settings.from_env()
     accounts = Accounts(open_database(settings.database_url, settings.data_dir), settings.session_hours)
     if args.action == "list":
-        for u in accounts.list():
+        for u in accounts.users():
             last = time.strftime("%Y-%m-%d %H:%M", time.localtime(u.last_sign_in)) if u.last_sign_in else "never"
             state = "disabled" if u.disabled else "active"
             print(f"{printable(u.name):24} {u.role:5} {state:8} last sign-in {last}")
@@ -361,6 +361,24 @@ def cmd_users(args) -> int:
         return 0
     if not args.name:
         raise RagError(f"`users {args.action}` needs a user name")
+    if args.action == "apikey":
+        if args.revoke:
+            print(f"{accounts.revoke_api_keys(args.name)} API key(s) of {printable(args.name)} revoked")
+        else:
+            print(accounts.new_api_key(args.name))  # shown once: only its hash is kept
+        return 0
+    if args.action == "shares":
+        for collection, reader in accounts.shares(args.name):
+            print(f"{printable(collection)}  ->  {printable(reader)}")
+        return 0
+    if args.action in ("share", "unshare"):
+        if len(args.more) != 2:
+            raise RagError(f"`users {args.action} OWNER COLLECTION USER`: name the collection and the user")
+        collection, reader = args.more
+        (accounts.share if args.action == "share" else accounts.unshare)(args.name, collection, reader)
+        verb = "now reads" if args.action == "share" else "no longer reads"
+        print(f"{printable(reader)} {verb} {printable(args.name)}'s collection {printable(collection)}")
+        return 0
     if args.action in ("add", "passwd"):
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\r\n")
@@ -380,6 +398,18 @@ def cmd_users(args) -> int:
     else:  # admin
         accounts.set_role(args.name, not args.revoke)
         print(f"{printable(args.name)} is {'no longer ' if args.revoke else ''}an admin")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """The OpenAI-compatible API alone (no browser UI), on API_PORT or --port."""
+    from .api import serve
+
+    engine = _engine()
+    port = args.port or engine.settings.api_port or 8000
+    host = args.host or engine.settings.api_host
+    print(f"AI-CHAT API on http://{host}:{port}/v1 (models: GET /v1/models)", file=sys.stderr)
+    serve(engine, port, host)
     return 0
 
 
@@ -495,15 +525,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", help="with export: write to this file instead of printing")
     s.add_argument("--user", default="", help="with AUTH on: this user's conversations (default: from before sign-in)")
     s.set_defaults(func=cmd_chats)
-    s = sub.add_parser("users", help="accounts for AUTH=local: add, passwd, disable, enable, admin, list")
-    s.add_argument("action", choices=["add", "passwd", "disable", "enable", "admin", "list"])
-    s.add_argument("name", nargs="?", help="the user name (letters, digits, . _ @ -)")
+    s = sub.add_parser("users", help="accounts for AUTH=local: add, passwd, disable, enable, admin, list, share")
+    s.add_argument(
+        "action",
+        choices=["add", "passwd", "disable", "enable", "admin", "list", "share", "unshare", "shares", "apikey"],
+    )
+    s.add_argument("name", nargs="?", help="the user name (letters, digits, . _ @ -); with share: the owner")
+    s.add_argument("more", nargs="*", help="with share/unshare: COLLECTION USER")
     s.add_argument("--admin", action="store_true", help="with add: an admin (manages the shared library)")
-    s.add_argument("--revoke", action="store_true", help="with admin: take the admin role away")
+    s.add_argument("--revoke", action="store_true", help="with admin: take the role away; with apikey: revoke all")
     s.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line of stdin (scripts)"
     )
     s.set_defaults(func=cmd_users)
+    s = sub.add_parser("serve", help="the OpenAI-compatible API alone, for headless servers (docs/api.md)")
+    s.add_argument("--port", type=int, default=0, help="default: API_PORT, else 8000")
+    s.add_argument("--host", default="", help="default: API_HOST (127.0.0.1)")
+    s.set_defaults(func=cmd_serve)
     s = sub.add_parser("make-model", help="write a random-weight llama GGUF for tests and benchmarks")
     s.add_argument("out")
     s.add_argument("--preset", choices=["tiny", "0.5b", "1.5b"], default="tiny")

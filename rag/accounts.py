@@ -42,6 +42,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS sign_in_failures (key TEXT NOT NULL, at DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS sign_in_failures_key ON sign_in_failures(key, at);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_sha TEXT PRIMARY KEY, name TEXT NOT NULL, created DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS shares (
+    owner TEXT NOT NULL, collection TEXT NOT NULL, user_name TEXT NOT NULL,
+    PRIMARY KEY (owner, collection, user_name));
 """
 
 
@@ -60,6 +65,7 @@ class Viewer:
 
     name: str
     admin: bool = False
+    shared: tuple[tuple[str, str], ...] = ()  # (owner, collection) pairs other users shared with this one
 
 
 @dataclass
@@ -77,6 +83,12 @@ def clean_name(name: str) -> str:
     if not NAME_RE.fullmatch(name):
         raise AccountError(f"{name[:80]!r} is not a valid user name: use 1-64 letters, digits or . _ @ - (no spaces)")
     return name
+
+
+def _viewer(tx, row: tuple) -> Viewer:
+    """A Viewer from a (name, role) row, with the collections shared with that user."""
+    shared = tx.rows("SELECT owner, collection FROM shares WHERE user_name=? ORDER BY owner, collection", (row[0],))
+    return Viewer(row[0], row[1] == "admin", tuple((o, c) for o, c in shared))
 
 
 def _sha(token: str) -> str:
@@ -128,7 +140,7 @@ class Accounts:
             self._must_exist(tx, name)
             tx.rows("UPDATE users SET role=? WHERE name=?", (ROLES[admin], name))
 
-    def list(self) -> list[User]:
+    def users(self) -> list[User]:
         with self.db.tx() as tx:
             rows = tx.rows("SELECT name, role, disabled, created, last_sign_in FROM users ORDER BY name")
         return [User(n, r, bool(d), c, last) for n, r, d, c, last in rows]
@@ -139,7 +151,7 @@ class Accounts:
         return int(row[0]) if row else 0
 
     def _user(self, name: str) -> User:
-        return next(u for u in self.list() if u.name == name)
+        return next(u for u in self.users() if u.name == name)
 
     @staticmethod
     def _must_exist(tx, name: str) -> None:
@@ -153,6 +165,59 @@ class Accounts:
         if "\x00" in password:
             raise AccountError("a password cannot contain a NUL character")
         return password
+
+    # ---- sharing collections ---------------------------------------------------------------
+    def share(self, owner: str, collection: str, user: str) -> None:
+        """Let `user` read the documents of `owner` that are in `collection` (now and later ones)."""
+        collection = " ".join(collection.split())
+        if not collection or user == owner:
+            raise AccountError("name a collection, and a user other than its owner, to share it with")
+        with self.db.tx(write=True) as tx:
+            for name in (owner, user):
+                self._must_exist(tx, name)
+            tx.rows(
+                "INSERT INTO shares (owner, collection, user_name) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                (owner, collection, user),
+            )
+        log.info("%r shared collection %r with %r", owner, collection, user)
+
+    def unshare(self, owner: str, collection: str, user: str) -> None:
+        with self.db.tx(write=True) as tx:
+            tx.rows("DELETE FROM shares WHERE owner=? AND collection=? AND user_name=?", (owner, collection, user))
+
+    def shares(self, owner: str) -> list[tuple[str, str]]:
+        """(collection, user) pairs `owner` shares."""
+        with self.db.tx() as tx:
+            rows = tx.rows(
+                "SELECT collection, user_name FROM shares WHERE owner=? ORDER BY collection, user_name", (owner,)
+            )
+        return [(c, u) for c, u in rows]
+
+    # ---- API keys (rag/api.py) --------------------------------------------------------------
+    def new_api_key(self, name: str) -> str:
+        """A new bearer key for `name`'s API calls (shown once; only its SHA-256 is stored)."""
+        key = "aichat-" + secrets.token_urlsafe(32)
+        with self.db.tx(write=True) as tx:
+            self._must_exist(tx, name)
+            tx.rows("INSERT INTO api_keys (key_sha, name, created) VALUES (?,?,?)", (_sha(key), name, time.time()))
+        log.info("API key made for %r", name)
+        return key
+
+    def revoke_api_keys(self, name: str) -> int:
+        with self.db.tx(write=True) as tx:
+            count = tx.one("SELECT count(*) FROM api_keys WHERE name=?", (name,))
+            tx.rows("DELETE FROM api_keys WHERE name=?", (name,))
+        return int(count[0]) if count else 0
+
+    def api_key_viewer(self, key: str) -> Viewer | None:
+        """The viewer of an API key whose user is enabled (with the collections shared with them)."""
+        with self.db.tx() as tx:
+            row = tx.one(
+                "SELECT u.name, u.role FROM api_keys k JOIN users u ON u.name = k.name"
+                " WHERE k.key_sha=? AND u.disabled=0",
+                (_sha(key),),
+            )
+            return _viewer(tx, row) if row else None
 
     # ---- signing in (the app) --------------------------------------------------------------
     def sign_in(self, name: str, password: str, client: str = "") -> tuple[str, Viewer]:
@@ -189,7 +254,9 @@ class Accounts:
             tx.rows("UPDATE users SET last_sign_in=? WHERE name=?", (now, name))
             tx.rows("DELETE FROM sign_in_failures WHERE key=?", (keys[0],))
         log.info("%r signed in from %s", name, client or "?")
-        return token, Viewer(name, row[1] == "admin")
+        viewer = self.session(token)
+        assert viewer is not None
+        return token, viewer
 
     def _verify(self, digest: str, password: str) -> bool:
         from argon2.exceptions import VerificationError
@@ -215,7 +282,7 @@ class Accounts:
                 " WHERE s.token_sha=? AND s.expires>? AND u.disabled=0",
                 (_sha(token), time.time()),
             )
-        return Viewer(row[0], row[1] == "admin") if row else None
+            return _viewer(tx, row) if row else None
 
     def sign_out(self, token: str | None) -> None:
         if token:

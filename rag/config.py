@@ -144,6 +144,13 @@ def _names(name: str, raw: str) -> tuple[str, ...]:
     return tuple(sorted({part.strip().lower() for part in raw.split(",") if part.strip()}))
 
 
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    if any(len(k) < 16 for k in keys):
+        raise ConfigError(f"{name}: every key needs at least 16 characters (e.g. `openssl rand -hex 24`)")
+    return keys
+
+
 def _env(name: str, parse: Callable, default, shown: str, doc: str, secret: bool = False):
     return field(default=default, repr=not secret, metadata={"env": name, "parse": parse, "shown": shown, "doc": doc})
 
@@ -317,6 +324,37 @@ class Settings:
         (),
         "none",
         "With AUTH=oidc: comma-separated e-mail addresses of the admins (AUTH=local keeps roles with `rag users`).",
+    )
+    api_port: int = _env(
+        "API_PORT",
+        _int(0, 65535),
+        0,
+        "0 (off)",
+        "Also serve the OpenAI-compatible API (`/v1/chat/completions`, `/v1/models`, `/health`) on this port, "
+        "from the app's own process and engine; `rag serve` runs it alone (docs/api.md).",
+    )
+    api_host: str = _env(
+        "API_HOST",
+        _text,
+        "127.0.0.1",
+        "127.0.0.1",
+        "Address the API listens on; anything beyond loopback needs API_KEYS or AUTH=local keys.",
+    )
+    api_keys: tuple = _env(
+        "API_KEYS",
+        _keys,
+        (),
+        "unset (no key needed on loopback)",
+        "Comma-separated bearer keys the API accepts (sign-in off). With AUTH=local each user has their own: "
+        "`rag users apikey NAME`. Never logged or shown.",
+        secret=True,
+    )
+    api_queue: int = _env(
+        "API_QUEUE",
+        _int(1, 1000),
+        8,
+        "8",
+        "API requests answered or waiting at once; one more gets 429 with Retry-After.",
     )
     max_upload_mb: int = _env(
         "MAX_UPLOAD_MB",

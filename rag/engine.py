@@ -30,7 +30,7 @@ from .db import open_database
 from .embeddings import Embedder, load_embedder
 from .errors import IngestError, RagError
 from .events import Error
-from .index import ALL_DOCUMENTS, IndexStore
+from .index import ALL_DOCUMENTS, Access, IndexStore
 from .ingest import IngestReport, ingest
 from .lazy import Lazy
 from .llm import planner
@@ -137,12 +137,21 @@ class Engine:
         """Answer `question` as a stream of events; never raises for user-facing problems.
         `collections`: search only documents in these named collections (none: all documents)."""
         scope = tuple(sorted({c for c in collections if c and c != ALL_DOCUMENTS}))
-        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model, scope, _owner(viewer))
+        q = Question(" ".join(question.split()), list(history), cancel, wait_for_model, scope, _access(viewer))
         if not q.text:
             yield Error("the question is empty: type a question about your documents")
             return
         try:
             yield from self.pipeline.run(q)
+        except RagError as exc:
+            yield Error(str(exc))
+
+    def chat(self, messages: Sequence[dict], cancel: threading.Event | None = None) -> Iterator:
+        """The model alone on `messages` (system, user, assistant), without your documents: the API's
+        passthrough. Events as from ask(); never raises for user-facing problems."""
+        turns = [{"role": m["role"], "content": str(m["content"])} for m in messages]
+        try:
+            yield from self.pipeline.plain(turns, cancel)
         except RagError as exc:
             yield Error(str(exc))
 
@@ -167,16 +176,18 @@ class Engine:
     def collections(self, viewer: Viewer | None = None) -> dict[str, int]:
         """Named collections with the viewer's document counts ("All documents" holds every document)."""
         store = self.index.peek()
-        return store.collections(_owner(viewer)) if store is not None else {}
+        return store.collections(_access(viewer)) if store is not None else {}
 
     def _document(self, doc_id: str, viewer: Viewer | None) -> dict:
         """A document the viewer may change (their own; the shared library for admins), else RagError."""
         store = self.index.get()
-        doc = next((d for d in store.documents(_owner(viewer)) if d["doc_id"] == doc_id), None)
+        doc = next((d for d in store.documents(_access(viewer)) if d["doc_id"] == doc_id), None)
         if doc is None:
             raise RagError(f"no document {doc_id[:12]} in the index: see `python -m rag docs`")
-        if viewer is not None and doc["owner"] != viewer.name and not (doc["owner"] == "" and viewer.admin):
+        if viewer is not None and doc["owner"] == "" and not viewer.admin:
             raise RagError(f"{doc['source']} is in the shared library: only an admin can change it")
+        if viewer is not None and doc["owner"] not in ("", viewer.name):
+            raise RagError(f"{doc['source']} was shared with you by {doc['owner']}: only they can change it")
         return doc
 
     def set_collections(self, doc_id: str, names: Sequence[str], viewer: Viewer | None = None) -> str:
@@ -242,7 +253,7 @@ class Engine:
         if store is None:
             failed = self.index.state == "failed"
             return DocumentList(False, str(self.index.error) if failed else "", "", 0, [])
-        docs = store.documents(_owner(viewer))
+        docs = store.documents(_access(viewer))
         chunks = store.count() if viewer is None else sum(d["chunks"] for d in docs)
         return DocumentList(True, "", store.version, chunks, docs)
 
@@ -369,9 +380,9 @@ def _sample_forever(ref: weakref.ref[Engine], stop: threading.Event) -> None:
             return
 
 
-def _owner(viewer: Viewer | None) -> str | None:
-    """Whose documents a search sees: None with sign-in off (everything)."""
-    return viewer.name if viewer is not None else None
+def _access(viewer: Viewer | None) -> Access | None:
+    """What the viewer may read: None with sign-in off (everything)."""
+    return Access(viewer.name, viewer.shared) if viewer is not None else None
 
 
 def history_owner(viewer: Viewer | None) -> str:

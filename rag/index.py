@@ -9,7 +9,7 @@ A commit builds the next version in a temporary directory, fsyncs it, renames it
 then swaps CURRENT; a crash at any point leaves the last committed version loadable, and opening
 the store removes the leftovers. Reads use a memory-mapped FAISS file. No pickle anywhere.
 Each document has an owner (the user who added it; "" = the shared library, which every user sees):
-searches, listings and collections take the signed-in user and see only what is theirs to see.
+searches, listings and collections take the signed-in user's `Access` and see only what it allows.
 This module does not embed or chunk text; ingest.py hands it finished vectors.
 """
 
@@ -124,23 +124,39 @@ def _scope(collections: Sequence[str]) -> list:
     return [json.dumps(list(collections))]
 
 
-# what a signed-in user may read: their own documents and the shared library (owner "")
-_VISIBLE = "doc_id IN (SELECT doc_id FROM documents WHERE owner IN ('', ?))"
+@dataclass(frozen=True)
+class Access:
+    """What a signed-in user may read: their own documents, the shared library (owner ""), and the
+    collections other users shared with them, as (owner, collection) pairs. None where sign-in is off:
+    every document."""
+
+    owner: str
+    shared: tuple[tuple[str, str], ...] = ()
 
 
-def _where(version: _Version, collections: Sequence[str], owner: str | None) -> tuple[str, list] | None:
+_OWN_OR_LIBRARY = "doc_id IN (SELECT doc_id FROM documents WHERE owner IN ('', ?))"
+_SHARED_WITH = (
+    "doc_id IN (SELECT c.doc_id FROM collections c JOIN documents d USING(doc_id) WHERE EXISTS (SELECT 1 FROM"
+    " json_each(?) j WHERE json_extract(j.value, '$[0]') = d.owner AND json_extract(j.value, '$[1]') = c.name))"
+)
+
+
+def _where(version: _Version, collections: Sequence[str], access: Access | None) -> tuple[str, list] | None:
     """The condition on a doc_id column for this scope ("" when everything is in it), or None when
-    nothing can be: named collections asked of a version from before collections. `owner`: the
-    signed-in user (None: sign-in is off, every document is visible)."""
+    nothing can be: named collections asked of a version from before collections."""
     parts, args = [], []
     if collections:
         if not version.has_collections:
             return None
         parts.append(_IN_SCOPE)
         args += _scope(collections)
-    if owner is not None and version.has_owner:  # a version from before accounts: all of it is shared
-        parts.append(_VISIBLE)
-        args.append(owner)
+    if access is not None and version.has_owner:  # a version from before accounts: all of it is shared
+        if access.shared and version.has_collections:
+            parts.append(f"({_OWN_OR_LIBRARY} OR {_SHARED_WITH})")
+            args += [access.owner, json.dumps([list(pair) for pair in access.shared])]
+        else:
+            parts.append(_OWN_OR_LIBRARY)
+            args.append(access.owner)
     return " AND ".join(parts), args
 
 
@@ -265,9 +281,9 @@ class IndexStore:
         finally:
             held.__exit__(None, None, None)
 
-    def search(self, vector, k: int, collections: Sequence[str] = (), owner: str | None = None) -> list[Hit]:
+    def search(self, vector, k: int, collections: Sequence[str] = (), access: Access | None = None) -> list[Hit]:
         """Top-k chunks by inner product (cosine on normalised vectors); with `collections`, only
-        chunks of documents in one of them; with `owner`, only that user's and shared documents."""
+        chunks of documents in one of them; with `access`, only documents the user may read."""
         import faiss
         import numpy as np
 
@@ -275,7 +291,7 @@ class IndexStore:
             if version is None or version.faiss.ntotal == 0:
                 return []
             params = None
-            scope = _where(version, collections, owner)
+            scope = _where(version, collections, access)
             if scope is None:
                 return []
             where, args = scope
@@ -291,15 +307,15 @@ class IndexStore:
             return self._hits(version, found)
 
     def lexical_search(
-        self, match: str, k: int, collections: Sequence[str] = (), owner: str | None = None
+        self, match: str, k: int, collections: Sequence[str] = (), access: Access | None = None
     ) -> list[Hit]:
         """Top-k chunks for an FTS5 MATCH expression (lexical.fts_query), scored by BM25 (higher is
-        better); `collections` and `owner` limit them as in search()."""
+        better); `collections` and `access` limit them as in search()."""
         with self.reading() as version:
             if version is None or not match or not version.has_fts:
                 return []
             where, args = "chunks_fts MATCH ?", [match]
-            scope = _where(version, collections, owner)
+            scope = _where(version, collections, access)
             if scope is None:
                 return []
             if scope[0]:
@@ -333,17 +349,17 @@ class IndexStore:
         with self.reading() as version:
             return version.query(sql, args) if version else []
 
-    def documents(self, owner: str | None = None) -> list[dict]:
-        """Every document (with `owner`: that user's and the shared ones): doc_id, source, path, chunks,
-        added, owner ("" = shared) and its named `collections`."""
+    def documents(self, access: Access | None = None) -> list[dict]:
+        """Every document (with `access`: those the user may read): doc_id, source, path, chunks, added,
+        owner ("" = the shared library) and its named `collections`."""
         with self.reading() as version:
             if version is None:
                 return []
-            _, args = _where(version, (), owner) or ("", [])
+            where, args = _where(version, (), access) or ("", [])
             rows = version.query(
                 "SELECT doc_id, source, path, chunks, added, "
                 + ("owner FROM documents" if version.has_owner else "'' FROM documents")
-                + (f" WHERE {_VISIBLE}" if args else "")
+                + (f" WHERE {where}" if where else "")
                 + " ORDER BY added",
                 args,
             )
@@ -356,12 +372,12 @@ class IndexStore:
         keys = ("doc_id", "source", "path", "chunks", "added", "owner")
         return [{**dict(zip(keys, r)), "collections": named.get(r[0], [])} for r in rows]
 
-    def collections(self, owner: str | None = None) -> dict[str, int]:
-        """Named collections and how many documents each holds (with `owner`: of those the user sees)."""
+    def collections(self, access: Access | None = None) -> dict[str, int]:
+        """Named collections and how many documents each holds (with `access`: of those the user sees)."""
         with self.reading() as version:
             if version is None or not version.has_collections:
                 return {}
-            where, args = _where(version, (), owner) or ("", [])
+            where, args = _where(version, (), access) or ("", [])
             return dict(
                 version.query(
                     f"SELECT name, count(*) FROM collections {'WHERE ' + where if where else ''}"

@@ -21,8 +21,8 @@ from .citations import CitationFilter, cited
 from .config import Settings
 from .embeddings import Embedder
 from .errors import BackendDown, StreamBroken
-from .events import Done, Hits, Notice, Status, Token
-from .index import Hit, IndexStore, committed_version
+from .events import Done, Error, Hits, Notice, Status, Token
+from .index import Access, Hit, IndexStore, committed_version
 from .lazy import Lazy
 from .llm.base import Backend, ChatModel, GenerationStats
 from .llm.chain import Chain
@@ -42,7 +42,7 @@ class Question:
     cancel: threading.Event | None = None
     wait: bool = False  # wait for a loading model instead of answering retrieval-only
     collections: tuple[str, ...] = ()  # search only these named collections (none: all documents)
-    owner: str | None = None  # the signed-in user: only their own and shared documents (None: sign-in off)
+    access: Access | None = None  # what the signed-in user may read (None: sign-in off, everything)
     began: float = field(default_factory=time.perf_counter)
     context: list[dict] = field(default_factory=list)  # the history the answer may depend on
     scope: str = ""  # cache scope: index version, chain fingerprint, parameters, context
@@ -119,8 +119,9 @@ class Pipeline:
         params = self.gen_params()
         if q.collections:
             params["collections"] = sorted(q.collections)
-        if q.owner is not None:
-            params["owner"] = q.owner
+        if q.access is not None:  # a share withdrawn changes the scope: no answer outlives it
+            params["owner"] = q.access.owner
+            params["shared"] = sorted(q.access.shared)
         return params
 
     def nothing_found(self, q: Question) -> Iterator:
@@ -151,7 +152,7 @@ class Pipeline:
             mode=self.settings.retrieval_mode,
             context=earlier,
             collections=q.collections,
-            owner=q.owner,
+            access=q.access,
         )
 
     def retrieval_only(self, q: Question, reason: str) -> Iterator:
@@ -320,6 +321,44 @@ class Pipeline:
             # a checked draft is not the conversation: the next turn sees what the user was left with
             turn=prompt.turn_record(built, q.text, answer if "draft" in extra else raw) if complete else [],
         )
+
+    def plain(self, messages: list[dict], cancel: threading.Event | None) -> Iterator:
+        """The chain's model on `messages` as they are: no retrieval, no citations, no cache (the API's
+        passthrough). The same queue and failover before the first token as an answer from documents."""
+        began, failures = time.perf_counter(), []
+        for backend in self.chain.backends:
+            model, why = self.chain.acquire(backend, True)
+            if model is None:
+                failures.append(why)
+                continue
+            stats, parts = GenerationStats(), []
+            try:
+                with model.queue() as waiting:
+                    for position in waiting:
+                        yield Status("queued", position=position)
+                    yield Status("generating", model.name)
+                    deadline = time.monotonic() + self.settings.gen_timeout_s
+                    max_tokens = min(self.settings.max_tokens, model.n_ctx // 2)
+                    for piece in model.stream(
+                        messages, max_tokens, self.settings.temperature, stats, cancel, deadline, ()
+                    ):
+                        parts.append(piece)
+                        yield Token(piece)
+            except BackendDown as exc:
+                failures.append(str(exc))
+                continue
+            yield Done(
+                "".join(parts).strip(),
+                finish_reason=stats.finish_reason,
+                first_token_ms=None if stats.first_token_s is None else stats.first_token_s * 1000,
+                tokens_per_s=stats.tokens_per_s,
+                prompt_tokens=stats.prompt_tokens,
+                completion_tokens=stats.completion_tokens,
+                total_ms=(time.perf_counter() - began) * 1000,
+                backend=model.name,
+            )
+            return
+        yield Error("no model could answer: " + "; ".join(failures or ["none is configured"]))
 
 
 def sources_of(answer: str, question: str, passages: list[Passage]) -> tuple[list[int], int | None]:

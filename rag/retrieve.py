@@ -13,7 +13,7 @@ from . import grounding, lexical, probe
 from .chunking import reads_words, sentence_spans
 from .config import RetrievalMode
 from .embeddings import Embedder
-from .index import Hit, IndexStore
+from .index import Access, Hit, IndexStore
 from .prompt import Passage, cite_label
 
 MIN_SCORE = 0.05  # below this cosine a MiniLM match is noise
@@ -47,14 +47,14 @@ def search(
     mode: RetrievalMode = "hybrid",
     context: str = "",
     collections: Sequence[str] = (),
-    owner: str | None = None,
+    access: Access | None = None,
 ) -> list[Hit]:
     """Top-k hits for `query` by `mode`: dense (FAISS cosine), lexical (BM25 over lexical.tokens) or
     hybrid (both, fused by reciprocal rank). `vector`: the query's embedding when already computed
     (for a follow-up, the embedding of the question with the one it follows). `context`: earlier
     questions of the conversation, searched lexically at CONTEXT_WEIGHT. `collections`: search only
-    documents in one of these named collections (none: all documents). `owner`: the signed-in user,
-    who finds only their own and shared documents (None: sign-in is off)."""
+    documents in one of these named collections (none: all documents). `access`: what the signed-in
+    user may read (index.Access; None: sign-in is off, everything)."""
     n = CANDIDATES if mode == "hybrid" else k
     legs: list[tuple[str, float, list[Hit]]] = []
     if mode in ("hybrid", "dense"):
@@ -62,13 +62,13 @@ def search(
             vector = embedder.embed_queries([query])[0]
         weight = dense_weight(embedder, query) if mode == "hybrid" else 1.0
         if weight > 0:  # 0: measured useless for this language (rag/probe.py)
-            dense = store.search(vector, n, collections, owner)
+            dense = store.search(vector, n, collections, access)
             legs.append(("dense", weight, [h for h in dense if h.score >= MIN_SCORE]))
     if mode in ("hybrid", "lexical"):
-        legs.append(("BM25", 1.0, store.lexical_search(lexical.fts_query(query), n, collections, owner)))
+        legs.append(("BM25", 1.0, store.lexical_search(lexical.fts_query(query), n, collections, access)))
         if context:
             legs.append(
-                ("BM25", CONTEXT_WEIGHT, store.lexical_search(lexical.fts_query(context), n, collections, owner))
+                ("BM25", CONTEXT_WEIGHT, store.lexical_search(lexical.fts_query(context), n, collections, access))
             )
     return fuse(legs, k)
 

@@ -1,7 +1,8 @@
 """Isolation between signed-in users, with a planted code in each user's document: nothing of one
 user reaches another through retrieval (both legs), the exact or semantic answer cache, the
 document and collection lists, deletes, re-index, or the conversations; the shared library is seen
-by all and changed only by admins. Plus the sign-in page (AppTest)."""
+by all and changed only by admins; a shared collection is read by the users it is shared with, and
+only while it is. Plus the sign-in page (AppTest)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rag.config import PROJECT_ROOT
 from rag.engine import Engine
 from rag.errors import RagError
 from rag.events import Done, Hits
+from rag.index import Access
 
 ALICE, BOB, ADMIN = Viewer("alice"), Viewer("bob"), Viewer("root", admin=True)
 ALICE_TEXT = "Service hatch. The access code for the service hatch is VELVETORCHID-17. Guards keep the key."
@@ -50,13 +52,13 @@ def _ask(engine, viewer, question=QUESTION):
 def test_each_leg_finds_only_the_users_own_and_shared_documents(engine, embedder, mode):
     store = engine.index.get()
     for viewer, mine, theirs in ((ALICE, "VELVETORCHID", "COPPERFINCH"), (BOB, "COPPERFINCH", "VELVETORCHID")):
-        hits = retrieve.search(embedder, store, QUESTION, 10, mode=mode, owner=viewer.name)
+        hits = retrieve.search(embedder, store, QUESTION, 10, mode=mode, access=Access(viewer.name))
         text = " ".join(h.text for h in hits)
         assert mine in text and theirs not in text
         assert "VELVETORCHID" not in " ".join(
-            h.text for h in retrieve.search(embedder, store, "VELVETORCHID-17", 10, mode=mode, owner="bob")
+            h.text for h in retrieve.search(embedder, store, "VELVETORCHID-17", 10, mode=mode, access=Access("bob"))
         )  # not even when asked for by its exact words
-    shared = retrieve.search(embedder, store, "When does the canteen open?", 3, mode=mode, owner="bob")
+    shared = retrieve.search(embedder, store, "When does the canteen open?", 3, mode=mode, access=Access("bob"))
     assert shared and shared[0].source == "canteen.txt"
     everything = " ".join(h.text for h in retrieve.search(embedder, store, QUESTION, 10, mode=mode))
     assert "VELVETORCHID" in everything and "COPPERFINCH" in everything  # sign-in off: one user, all of it
@@ -165,3 +167,30 @@ def test_oidc_without_its_secrets_says_what_to_configure(monkeypatch):
     }
     at.run()
     assert not at.error and [b.label for b in at.button] == ["Sign in with your organisation's account"]
+
+
+def test_a_shared_collection_is_read_while_it_is_shared(engine):
+    """alice shares her "Keys" collection with bob: bob's searches find her code, cached answers
+    included, until she stops; then neither retrieval nor the cache gives it to him."""
+    from rag.accounts import Accounts
+
+    accounts: Accounts = engine.accounts
+    for name in ("alice", "bob", "carol"):
+        accounts.add(name, PASSWORD)
+    accounts.share("alice", "Keys", "bob")
+    _, bob = accounts.sign_in("bob", PASSWORD)
+    assert bob.shared == (("alice", "Keys"),)
+    done, passages = _ask(engine, bob)
+    assert "VELVETORCHID" in passages and "COPPERFINCH" in passages  # his own and alice's shared one
+    assert _ask(engine, bob)[0].cache == "exact"
+    alice_doc = next(d for d in engine.documents(bob).documents if d["owner"] == "alice")
+    with pytest.raises(RagError, match="shared with you by alice"):
+        engine.delete_document(alice_doc["doc_id"], bob)
+    carol = accounts.sign_in("carol", PASSWORD)[1]
+    assert "VELVETORCHID" not in _ask(engine, carol)[1]  # shared with bob only
+    accounts.unshare("alice", "Keys", "bob")
+    bob = accounts.session(accounts.sign_in("bob", PASSWORD)[0])
+    assert bob is not None and bob.shared == ()
+    after, passages = _ask(engine, bob)
+    assert after.cache is None and "VELVETORCHID" not in passages + after.answer  # the cached answer is not his now
+    assert [d["owner"] for d in engine.documents(bob).documents if d["owner"] == "alice"] == []

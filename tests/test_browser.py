@@ -357,3 +357,64 @@ def test_two_users_see_only_their_own_sources_conversations_and_documents(tiny_m
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_two_api_clients_and_a_browser_tab_at_once(tiny_model, isolated, browser):
+    """`python -m ui.launch` with API_PORT: the API answers before any page is opened, from the same
+    process and engine as the page; two API clients and a tab asking at once all finish."""
+    import threading
+
+    import openai
+
+    api_port, port = free_port(), free_port()
+    env = {"MODEL_PATH": str(tiny_model), "DATA_DIR": str(isolated / "data"), "API_PORT": str(api_port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.launch", "--server.port", str(port), "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{api_port}/v1", api_key="unused", max_retries=0, timeout=120)
+        deadline = time.time() + 60
+        while True:  # no page has been opened: the launcher made the engine and its API
+            try:
+                assert "ai-chat" in [m.id for m in client.models.list()]
+                break
+            except openai.APIConnectionError:
+                assert time.time() < deadline, proc.stderr.read()[-2000:] if proc.poll() is not None else "no API"
+                time.sleep(0.2)
+        while health(port) != 200:  # the page's server starts after the engine
+            assert time.time() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.wait_for_selector(CHAT_INPUT, timeout=30_000)
+        page.get_by_text("Model ready").wait_for(timeout=60_000)
+        page.get_by_text(re.compile(r"^1 document\(s\)")).wait_for(timeout=60_000)  # the bundled guide
+        answers: dict[int, object] = {}
+
+        def api_client(i: int) -> None:
+            try:
+                reply = client.chat.completions.create(
+                    model="ai-chat",
+                    messages=[{"role": "user", "content": f"API question {i}: how do I add documents?"}],
+                )
+                answers[i] = reply.model_extra["sources"][0]["source"]
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                answers[i] = exc
+
+        threads = [threading.Thread(target=api_client, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        ask(page, "Tab question: how do I add documents?")
+        page.locator('[data-testid="stChatMessage"]').nth(1).get_by_text("cache miss").wait_for(timeout=120_000)
+        for t in threads:
+            t.join(120)
+        assert answers == {0: "user-guide.md", 1: "user-guide.md"}  # the bundled guide, cited
+        assert health(port) == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -108,9 +108,9 @@ def test_accounts_and_sessions(state_db):
         accounts.sign_in("김지원", "another password")
     accounts.set_disabled("김지원", False)
     assert accounts.sign_in("김지원", "another password")[1].name == "김지원"
-    listed = {u.name: u for u in accounts.list()}
+    listed = {u.name: u for u in accounts.users()}
     assert listed["admin"].role == "admin" and listed["김지원"].last_sign_in is not None
-    assert "argon2" not in repr(accounts.list())  # no hash leaves the store
+    assert "argon2" not in repr(accounts.users())  # no hash leaves the store
     with pytest.raises(AccountError, match="no user"):
         accounts.set_password("nobody", PASSWORD)
 
@@ -199,3 +199,21 @@ def test_a_database_url_password_is_never_shown(tmp_path):
     assert "hunter2secret" not in checked.stdout + checked.stderr
     bad = _cli("config", "--check", env={"DATABASE_URL": "mysql://x"})
     assert bad.returncode == 1 and "must be a postgresql:// URL" in bad.stderr
+
+
+def test_shared_collections_are_part_of_the_session(state_db):
+    accounts = Accounts(state_db)
+    for name in ("alice", "bob"):
+        accounts.add(name, PASSWORD)
+    token, bob = accounts.sign_in("bob", PASSWORD)
+    assert bob.shared == ()
+    accounts.share("alice", "  Pump   manuals ", "bob")
+    accounts.share("alice", "Pump manuals", "bob")  # once
+    assert accounts.session(token).shared == (("alice", "Pump manuals"),)  # read at every run of the page
+    assert accounts.shares("alice") == [("Pump manuals", "bob")] and accounts.shares("bob") == []
+    with pytest.raises(AccountError, match="no user"):
+        accounts.share("alice", "Pump manuals", "nobody")
+    with pytest.raises(AccountError, match="other than its owner"):
+        accounts.share("alice", "Pump manuals", "alice")
+    accounts.unshare("alice", "Pump manuals", "bob")
+    assert accounts.session(token).shared == ()

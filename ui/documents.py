@@ -1,7 +1,8 @@
 """Sidebar documents: the collections to ask within, upload (stored under generated names, into a
 collection when one is named), ingest with progress, list with each document's collections, delete,
-re-index. With sign-in on, a user sees and changes their own documents and sees the shared library;
-an admin can add to the shared library, change it, and re-index."""
+re-index. With sign-in on, a user sees and changes their own documents and sees the shared library
+and the collections others shared with them (AUTH=local: "Share a collection"); an admin can add to
+the shared library, change it, and re-index."""
 
 from __future__ import annotations
 
@@ -62,7 +63,33 @@ def render(engine, viewer=None) -> None:
         st.rerun()
     for kind, note in st.session_state.pop("ingest_notes", []):
         (st.success if kind == "ok" else st.warning)(note)
+    if viewer is not None and engine.accounts is not None:
+        _sharing(engine, viewer)
     _document_list(engine, viewer)
+
+
+def _sharing(engine, viewer) -> None:
+    """Let another user read one of your collections (your documents in it, now and later), or stop."""
+    with st.expander("Share a collection"):
+        collection = st.text_input("Collection", key="share-collection", placeholder="e.g. Pump manuals")
+        user = st.text_input("With user", key="share-user")
+        if st.button("Share", key="share") and collection.strip() and user.strip():
+            try:
+                engine.accounts.share(viewer.name, collection, user.strip())
+            except RagError as exc:
+                st.warning(md_escape(str(exc)))
+        try:
+            shares = engine.accounts.shares(viewer.name)
+        except RagError as exc:
+            st.warning(md_escape(str(exc)))
+            return
+        for name, who in shares:
+            st.button(
+                f"Stop sharing {md_escape(name)} with {md_escape(who)}",
+                key=f"unshare-{name}-{who}",
+                on_click=engine.accounts.unshare,
+                args=(viewer.name, name, who),
+            )
 
 
 def _ingest(engine, files, collection: str, viewer=None, shared: bool = False) -> list[tuple[str, str]]:
@@ -90,10 +117,12 @@ def _document_list(engine, viewer=None) -> None:
     for doc in docs:
         name_col, tag_col, button_col = st.columns([4, 1, 1])
         tags = f" · {', '.join(md_escape(c) for c in doc['collections'])}" if doc["collections"] else ""
-        library = " · shared library" if viewer is not None and not doc["owner"] else ""
+        library = ""
+        if viewer is not None and doc["owner"] != viewer.name:
+            library = f" · shared by {md_escape(doc['owner'])}" if doc["owner"] else " · shared library"
         name_col.markdown(f"{md_escape(doc['source'])} · {doc['chunks']} passages{tags}{library}")
-        if viewer is not None and doc["owner"] != viewer.name and not viewer.admin:
-            continue  # the shared library: read-only for users
+        if viewer is not None and doc["owner"] != viewer.name and not (viewer.admin and not doc["owner"]):
+            continue  # the shared library (for users) and others' shared collections: read-only
         with tag_col.popover("🏷", help="Collections"):
             if named:
                 st.pills(

@@ -15,8 +15,15 @@ LOAD_DELAY_S = 2.0
 
 @st.cache_resource(show_spinner=False)
 def get_engine() -> Engine:
-    """Create the engine; `start_loading` begins loading its parts once the first page is drawn."""
-    return Engine(Settings.from_env(), start=False)
+    """Create the engine; `start_loading` begins loading its parts once the first page is drawn.
+    With API_PORT, the OpenAI-compatible API starts beside it, on the same engine (rag/api.py):
+    at server start when launched by `python -m ui.launch` (make run), else at the first page."""
+    engine = Engine(Settings.from_env(), start=False)
+    if engine.settings.api_port:
+        from rag import serve_in_thread
+
+        serve_in_thread(engine)
+    return engine
 
 
 def start_loading(engine: Engine) -> None:
