@@ -403,13 +403,16 @@ def cmd_users(args) -> int:
 
 def cmd_serve(args) -> int:
     """The OpenAI-compatible API alone (no browser UI), on API_PORT or --port."""
-    from .api import serve
+    from .api import check_bind, serve
+    from .engine import Engine
 
-    engine = _engine()
-    port = args.port or engine.settings.api_port or 8000
-    host = args.host or engine.settings.api_host
-    print(f"AI-CHAT API on http://{host}:{port}/v1 (models: GET /v1/models)", file=sys.stderr)
-    serve(engine, port, host)
+    settings = Settings.from_env()
+    settings = replace(
+        settings, api_host=args.host or settings.api_host, api_port=args.port or settings.api_port or 8000
+    )
+    check_bind(settings)  # before anything loads
+    print(f"AI-CHAT API on http://{settings.api_host}:{settings.api_port}/v1 (GET /v1/models)", file=sys.stderr)
+    serve(Engine(settings), settings.api_port, settings.api_host)
     return 0
 
 

@@ -101,17 +101,8 @@ class Conversations:
     def __init__(self, db: Database):
         self.db = db
         db.add_schema(SCHEMA)
-        if not db.postgres:
-            self._add_owner_column()
-
-    def _add_owner_column(self) -> None:
-        """A history saved before accounts existed: its conversations get the owner "" (sign-in off)."""
-        with self.db.tx() as tx:
-            columns = [row[1] for row in tx.rows("PRAGMA table_info(conversations)")]
-        if "owner" not in columns:
-            with self.db.tx(write=True) as tx:
-                if "owner" not in [row[1] for row in tx.rows("PRAGMA table_info(conversations)")]:
-                    tx.rows(OWNER_COLUMN)
+        if not db.postgres and _add_owner_column not in db.migrations:
+            db.migrations.append(_add_owner_column)
 
     def add(self, conversation_id: str | None, question: str, record: dict, owner: str = "") -> str:
         """Append one exchange (to a new conversation when `conversation_id` is None or not one of
@@ -199,6 +190,12 @@ class Conversations:
             what = "no conversation" if not ids else "more than one conversation"
             raise HistoryError(f"{what} has an id starting with {prefix!r}: see `python -m rag chats list`")
         return ids[0]
+
+
+def _add_owner_column(conn) -> None:
+    """A history saved before accounts existed: its conversations get the owner "" (sign-in off)."""
+    if "owner" not in [row[1] for row in conn.execute("PRAGMA table_info(conversations)")]:
+        conn.execute(OWNER_COLUMN)
 
 
 def SQLiteConversations(path: Path | str) -> Conversations:  # noqa: N802 - reads as the class it was

@@ -46,6 +46,7 @@ class Database:
 
     def __init__(self, schemas: Sequence[str] = ()):
         self.schemas = list(schemas)
+        self.migrations: list = []  # SQLite: callables(connection) run after the schema, on every use
 
     def add_schema(self, ddl: str) -> None:
         """Statements (';'-separated, idempotent: CREATE ... IF NOT EXISTS) run before first use."""
@@ -103,6 +104,8 @@ class SQLiteDatabase(Database):
                 db.execute("PRAGMA journal_mode=WAL")
             for ddl in self.schemas:
                 db.executescript(ddl)
+            for migrate in self.migrations:  # a file from an older release, brought up to date when used
+                migrate(db)
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield Tx(db, postgres=False)

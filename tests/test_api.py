@@ -259,3 +259,37 @@ def test_passthrough_asks_the_model_alone(served):
     )
     assert reply.model_extra["sources"] == [] and "VELVETORCHID-17" not in reply.choices[0].message.content
     assert reply.usage.prompt_tokens > 10 and reply.model_extra["ai_chat"]["backend"] == "local"
+
+
+def test_rag_serve_runs_the_api_alone(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag", "serve", "--port", str(port)],
+        env={**os.environ, "API_KEYS": "k" * 20},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2))
+                break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, proc.stderr.read()[-2000:]
+                time.sleep(0.2)
+        assert health["status"] == "ok"
+        with pytest.raises(openai.AuthenticationError):
+            client(f"http://127.0.0.1:{port}/v1", "not-the-key-at-all").models.list()
+        assert [m.id for m in client(f"http://127.0.0.1:{port}/v1", "k" * 20).models.list()] == ["ai-chat"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    bad = subprocess.run(
+        [sys.executable, "-m", "rag", "serve", "--host", "0.0.0.0", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "would let anyone on the network ask" in bad.stderr

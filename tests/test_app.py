@@ -209,7 +209,7 @@ def test_a_conversation_is_saved_reopened_after_a_reload_and_continued(tiny_mode
     from rag import to_markdown
     from ui.conversations import _export
 
-    exported = _export(eng, chat_id, to_markdown)  # what the Markdown button downloads when clicked
+    exported = _export(eng, chat_id, "", to_markdown)  # what the Markdown button downloads when clicked
     assert exported.startswith("# How do I add documents?\n") and "## 3. Where are uploads stored?" in exported
 
     next(b for b in reloaded.sidebar.button if b.label == "➕ New chat").click().run()

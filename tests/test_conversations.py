@@ -196,3 +196,28 @@ def test_a_reopened_conversation_continues_with_prefix_reuse_after_a_restart(set
     second_uncached = second.prompt_tokens - second.reused_tokens
     third_uncached = third.prompt_tokens - third.reused_tokens
     assert third_uncached <= 0.3 * second_uncached, (second_uncached, third_uncached)
+
+
+def test_a_history_from_before_accounts_is_read_and_extended(tmp_path):
+    """The schema of the release before accounts: no owner column, exchanges keyed by an id."""
+    path = tmp_path / "data" / "conversations.sqlite"
+    path.parent.mkdir()
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL,
+            updated REAL NOT NULL);
+        CREATE TABLE exchanges (id INTEGER PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id)
+            ON DELETE CASCADE, ordinal INTEGER NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,
+            record TEXT NOT NULL, created REAL NOT NULL, UNIQUE (conversation_id, ordinal));
+        INSERT INTO conversations VALUES ('c1', 'Old question', 1.0, 1.0);
+        INSERT INTO exchanges VALUES (1, 'c1', 1, 'Old question', 'Old answer', '{"content": "Old answer"}', 1.0);
+        """
+    )
+    old.commit()
+    old.close()
+    store = SQLiteConversations(path)
+    assert [s.title for s in store.list()] == ["Old question"]  # sign-in off: the owner is ""
+    assert store.add("c1", "New question", record("New answer")) == "c1"
+    assert [e.question for e in store.get("c1").exchanges] == ["Old question", "New question"]
+    assert store.list(owner="alice") == []
