@@ -418,3 +418,39 @@ def test_two_api_clients_and_a_browser_tab_at_once(tiny_model, isolated, browser
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_sign_in_survives_a_reload_and_sign_out_ends_it(tiny_model, isolated, browser):
+    from rag.accounts import Accounts
+    from rag.db import SQLiteDatabase
+
+    Accounts(SQLiteDatabase(isolated / "data" / "conversations.sqlite")).add("alice", "alice-password")
+    env = {"MODEL_PATH": str(tiny_model), "AUTH": "local", "DATA_DIR": str(isolated / "data")}
+    port = free_port()
+    proc = start_server(env, port)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}")
+        sign_in(page, "alice", "alice-password")
+        page.wait_for_function("document.cookie.includes('aichat_session=')", timeout=10_000)
+        cookie = next(c for c in context.cookies() if c["name"] == "aichat_session")
+        assert cookie["sameSite"] == "Strict" and len(cookie["value"]) > 30
+        page.reload()  # the same browser: still signed in
+        page.get_by_text("Signed in as alice").wait_for(timeout=30_000)
+        other = context.new_page()  # a new tab of it too
+        other.goto(f"http://127.0.0.1:{port}")
+        other.get_by_text("Signed in as alice").wait_for(timeout=30_000)
+        other.close()
+        page.get_by_role("button", name="Sign out").click()
+        page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+        page.reload()  # the session ended on the server, and the cookie is gone
+        page.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+        assert page.get_by_text("Signed in as alice").count() == 0
+        assert not [c for c in context.cookies() if c["name"] == "aichat_session" and c["value"]]
+        fresh = browser.new_context().new_page()  # another browser: never signed in
+        fresh.goto(f"http://127.0.0.1:{port}")
+        fresh.get_by_role("button", name="Sign in").wait_for(timeout=30_000)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -4,8 +4,10 @@ or answer is reachable, until the tab is signed in. With AUTH=off there is one u
 AUTH=local: the form checks the password with the engine's accounts (rag/accounts.py); the tab
 keeps only a session token, checked on every run, so an expired, signed-out or disabled session
 ends at the next click. A successful sign-in starts the tab afresh (its earlier state, and any
-token it had, is dropped: no session fixation). AUTH=oidc: Streamlit's own st.login against the
-provider in .streamlit/secrets.toml; admins are the e-mail addresses in ADMIN_USERS.
+token it had, is dropped: no session fixation). The token is also kept in a cookie (SameSite=Strict,
+for SESSION_HOURS), so a reload or a new tab of the same browser stays signed in; sign-out clears it.
+AUTH=oidc: Streamlit's own st.login against the provider in .streamlit/secrets.toml; admins are the
+e-mail addresses in ADMIN_USERS.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rag import HistoryError, RagError, Viewer
 from .text import md_escape
 
 TOKEN = "session_token"
+COOKIE = "aichat_session"
 
 
 def gate(engine) -> Viewer | None:
@@ -33,6 +36,10 @@ def gate(engine) -> Viewer | None:
 
 def _local(engine) -> Viewer:
     accounts = engine.accounts
+    saved = st.context.cookies.get(COOKIE)
+    if TOKEN not in st.session_state and isinstance(saved, str) and saved:
+        st.session_state[TOKEN] = saved  # a reload or a new tab of a signed-in browser
+    _write_cookie(engine)
     try:
         viewer = accounts.session(st.session_state.get(TOKEN))
         if viewer is not None:
@@ -46,8 +53,9 @@ def _local(engine) -> Viewer:
     except HistoryError as exc:
         st.error(f"Sign-in is unavailable: {md_escape(str(exc))}")
         st.stop()
-    if st.session_state.pop(TOKEN, None):
+    if st.session_state.get(TOKEN):
         st.warning("Your session has ended; please sign in again.")
+    st.session_state[TOKEN] = ""  # signed out in this tab: a stale cookie is not tried again
     with st.form("sign-in"):
         st.subheader("Sign in")
         name = st.text_input("User name", key="sign-in-name", autocomplete="username")
@@ -62,6 +70,7 @@ def _local(engine) -> Viewer:
         for key in list(st.session_state.keys()):  # a fresh tab: nothing from before the sign-in is kept
             del st.session_state[key]
         st.session_state[TOKEN] = token
+        st.session_state["cookie"] = token  # written into the browser by the next run
         st.rerun()
     st.stop()
     raise AssertionError("unreachable")  # st.stop() ends the run
@@ -75,9 +84,27 @@ def _sign_out(engine) -> None:
             pass  # the token is dropped below either way
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    st.session_state[TOKEN] = ""  # not the cookie's token again, in this tab
+    st.session_state["cookie"] = ""  # cleared in the browser by the next run
     st.query_params.clear()
     if engine.settings.auth == "oidc":
         st.logout()
+
+
+def _write_cookie(engine) -> None:
+    """Set (or with "" clear) the session cookie in the browser, once, from the run after a sign-in
+    or sign-out. The token is only letters, digits, - and _ (secrets.token_urlsafe)."""
+    if "cookie" not in st.session_state:
+        return
+    token = st.session_state.pop("cookie")
+    if token and not token.replace("-", "").replace("_", "").isalnum():
+        return
+    age = int(engine.settings.session_hours * 3600) if token else 0
+    secure = "; Secure" if (st.context.url or "").startswith("https:") else ""
+    st.html(
+        f"<script>document.cookie = '{COOKIE}={token}; Path=/; Max-Age={age}; SameSite=Strict{secure}';</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def _oidc(engine) -> Viewer:
