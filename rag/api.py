@@ -275,6 +275,19 @@ def create_app(engine, limit: int | None = None):
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
+    class Stream(StreamingResponse):
+        """A streamed answer that gives its API_QUEUE slot back however the response ends."""
+
+        def __init__(self, content, on_close: Callable[[], None], **kw):
+            super().__init__(content, **kw)
+            self.on_close = on_close
+
+        async def __call__(self, scope, receive, send) -> None:
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self.on_close()
+
     gate = Gate(engine, limit or engine.settings.api_queue)
     workers = ThreadPoolExecutor(max_workers=gate.limit, thread_name_prefix="api-answer")
 
@@ -328,8 +341,9 @@ def create_app(engine, limit: int | None = None):
             return error(exc)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
-            return StreamingResponse(
+            return Stream(
                 _stream(req, viewer, wait, rid, created),
+                gate.leave,
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache"},
             )
@@ -374,40 +388,37 @@ def create_app(engine, limit: int | None = None):
         )
 
     async def _stream(req: Request, viewer, wait: bool, rid: str, created: int):
-        try:
-            yield _chunk(rid, req.model, created, {"role": "assistant", "content": ""})
-            sources, done, failed, streamed = [], None, "", []
-            async for event in events(engine, req, viewer, wait, workers):
-                if isinstance(event, Token):
-                    streamed.append(event.text)
-                    yield _chunk(rid, req.model, created, {"content": event.text})
-                elif isinstance(event, Notice):
-                    yield _chunk(rid, req.model, created, {"content": f"\n\n({event.text})\n\n"})
-                elif isinstance(event, Hits):
-                    sources = _sources(event.hits)
-                elif isinstance(event, Status):
-                    continue
-                elif isinstance(event, Done):
-                    done = event
-                elif isinstance(event, Error):
-                    failed = event.message
-            tail = ""
-            if done is not None and done.extra.get("draft"):  # the answer check changed what was streamed
-                tail = f"\n\n(Checked against your documents, the answer is:)\n{done.answer}"
-            elif failed and done is None:
-                tail = f"\n\n(error: {failed})"
-            if req.sources_in_text:
-                tail += sources_text(sources)
-            if tail:
-                yield _chunk(rid, req.model, created, {"content": tail})
-            extra = {"sources": sources, "ai_chat": about(done)}
-            yield _chunk(rid, req.model, created, {}, _finish(done), **extra)
-            if req.include_usage:
-                body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": req.model}
-                yield f"data: {json.dumps({**body, 'choices': [], 'usage': usage(done)})}\n\n"
-            yield "data: [DONE]\n\n"
-        finally:
-            gate.leave()
+        # no try/finally here: Stream gives the slot back, also when the client left before the first chunk
+        yield _chunk(rid, req.model, created, {"role": "assistant", "content": ""})
+        sources, done, failed = [], None, ""
+        async for event in events(engine, req, viewer, wait, workers):
+            if isinstance(event, Token):
+                yield _chunk(rid, req.model, created, {"content": event.text})
+            elif isinstance(event, Notice):
+                yield _chunk(rid, req.model, created, {"content": f"\n\n({event.text})\n\n"})
+            elif isinstance(event, Hits):
+                sources = _sources(event.hits)
+            elif isinstance(event, Status):
+                continue
+            elif isinstance(event, Done):
+                done = event
+            elif isinstance(event, Error):
+                failed = event.message
+        tail = ""
+        if done is not None and done.extra.get("draft"):  # the answer check changed what was streamed
+            tail = f"\n\n(Checked against your documents, the answer is:)\n{done.answer}"
+        elif failed and done is None:
+            tail = f"\n\n(error: {failed})"
+        if req.sources_in_text:
+            tail += sources_text(sources)
+        if tail:
+            yield _chunk(rid, req.model, created, {"content": tail})
+        extra = {"sources": sources, "ai_chat": about(done)}
+        yield _chunk(rid, req.model, created, {}, _finish(done), **extra)
+        if req.include_usage:
+            body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": req.model}
+            yield f"data: {json.dumps({**body, 'choices': [], 'usage': usage(done)})}\n\n"
+        yield "data: [DONE]\n\n"
 
     routes = [
         Route("/health", health),

@@ -293,3 +293,21 @@ def test_rag_serve_runs_the_api_alone(tmp_path):
         timeout=60,
     )
     assert bad.returncode == 1 and "would let anyone on the network ask" in bad.stderr
+
+
+def test_clients_gone_before_their_first_chunk_give_their_slots_back(served):
+    _, base = served
+    root = base.removesuffix("/v1")
+    port = int(root.rsplit(":", 1)[1])
+    for i in range(3):
+        body = json.dumps(
+            {"model": "ai-chat", "stream": True, "messages": [{"role": "user", "content": f"{QUESTION} ({i})"}]}
+        ).encode()
+        head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + body)  # and gone at once
+    deadline = time.time() + 10
+    while json.load(urllib.request.urlopen(root + "/health"))["api_requests"] != 0:
+        assert time.time() < deadline, "a slot of API_QUEUE was never given back"
+        time.sleep(0.05)
+    assert client(base).models.list()  # and the API still answers
