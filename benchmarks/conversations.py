@@ -115,7 +115,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="conversations-bench-") as tmp:
         began = time.perf_counter()
         store = fill(Path(tmp) / "conversations.sqlite", args.exchanges // args.per, args.per)
-        size = store.path.stat().st_size / 2**20
+        size = store.db.path.stat().st_size / 2**20
         print(f"{args.exchanges} exchanges in {args.exchanges // args.per} conversations, {size:.0f} MiB, "
               f"written in {time.perf_counter() - began:.1f} s")  # fmt: skip
         newest = store.list(limit=1)[0].id
@@ -125,8 +125,8 @@ def main() -> int:
             "search '휴가'": _timed(lambda: store.list("휴가"), args.rounds),
             "open one conversation": _timed(lambda: store.get(newest), args.rounds),
             "sidebar render, empty store": render_ms(Path(tmp) / "empty.sqlite", args.rounds),
-            f"sidebar render, {args.exchanges} exchanges": render_ms(store.path, args.rounds),
-            f"sidebar render, {args.exchanges} exchanges, one open": render_ms(store.path, args.rounds, newest),
+            f"sidebar render, {args.exchanges} exchanges": render_ms(store.db.path, args.rounds),
+            f"sidebar render, {args.exchanges} exchanges, one open": render_ms(store.db.path, args.rounds, newest),
         }
     print("| what | p50 ms | p95 ms |\n|---|---|---|")
     for name, times in rows.items():

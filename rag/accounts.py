@@ -13,6 +13,7 @@ password or a hash.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -102,8 +103,13 @@ class Accounts:
         self.db = db
         self.session_s = session_hours * 3600
         self.hasher = PasswordHasher()
-        self._dummy = self.hasher.hash(secrets.token_hex(16))  # checked for unknown names: same time
         db.add_schema(SCHEMA)
+
+    @functools.cached_property
+    def _dummy(self) -> str:
+        """A hash checked for unknown names, so they take the same time (made at the first sign-in,
+        not when the engine starts: an Argon2 hash costs tens of milliseconds and 64 MiB)."""
+        return self.hasher.hash(secrets.token_hex(16))
 
     # ---- managing users (the CLI) ----------------------------------------------------------
     def add(self, name: str, password: str, admin: bool = False) -> User:

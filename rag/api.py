@@ -442,8 +442,7 @@ def serve(engine, port: int | None = None, host: str | None = None) -> None:
     """Run the API in this thread until interrupted (`python -m rag serve`)."""
     import uvicorn
 
-    settings = engine.settings
-    check_bind(settings)
+    settings = engine.settings  # `rag serve` checked the bind before it made the engine
     uvicorn.run(create_app(engine), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
 
 

@@ -8,22 +8,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
+from .servers import free_port
+
 
 def _bin(name: str) -> str | None:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -40,7 +35,7 @@ class Server:
             shutil.chown(self.root, "postgres", "postgres")
             self.as_user = ["runuser", "-u", "postgres", "--"]
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._run(initdb, "-D", str(self.data), "-A", "trust", "-U", "aichat", "--no-sync", "-E", "UTF8")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         self._run(pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")

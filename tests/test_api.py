@@ -24,15 +24,11 @@ from rag.accounts import Accounts, Viewer
 from rag.config import bundled_model
 from rag.engine import Engine
 
+from .servers import free_port
+
 FACT = "Service hatch. The access code for the service hatch is VELVETORCHID-17. Guards keep the spare key."
 OTHER = "Canteen. The canteen opens at 07:30 and closes at 15:00; the menu changes on Mondays."
 QUESTION = "What is the access code for the service hatch?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(engine: Engine):

@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import urllib.request
 import pytest
 
 from rag.config import PROJECT_ROOT
+
+from .servers import free_port
 
 pytestmark = pytest.mark.slow  # a real streamlit server and Chromium
 
@@ -31,12 +32,6 @@ CHAT_INPUT = '[data-testid="stChatInput"] textarea'
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
     pytest.skip("Chromium is not installed (make test installs it)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(env: dict, port: int) -> subprocess.Popen:
